@@ -1,0 +1,49 @@
+"""`labkit train`: train one network and print where its run went."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+
+from ..train import train
+from .common import add_config_flags, config_from_args
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network (defaults: the fast CIFAR-10 recipe)",
+                       description="Train a network. Every flag maps to a config field; see --help of each.")
+    add_config_flags(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    handle = train(cfg, background=True, progress=not args.quiet)
+    # Ctrl-C (or SIGTERM) stops the run cleanly: status 'stopped', files kept
+    def _stop(signum, frame):
+        handle.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+    while not handle.done:
+        handle.wait(0.2)
+    s = handle.summary
+    if args.json:
+        print(json.dumps(s, indent=2, default=str))
+    else:
+        f = s.get("final", {})
+        line = [f"run {handle.id}: {handle.status}"]
+        for k in ("train_acc", "val_acc", "test_acc"):
+            if f.get(k) is not None:
+                line.append(f"{k} {f[k]:.4f}")
+        if s.get("train_seconds") is not None:
+            line.append(f"{s['train_seconds']:.1f} s training")
+        print(", ".join(line))
+        if handle.message:
+            print(handle.message)
+        print(f"files: {handle.dir}")
+    return {"completed": 0, "stopped": 130, "diverged": 3}.get(handle.status, 1)

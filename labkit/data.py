@@ -1,0 +1,407 @@
+"""Datasets held in memory: CIFAR-10/100, the learner's own image folder, and 2-D toy sets.
+
+Images stay uint8 (N, 3, 32, 32) tensors; `Data.to_input` turns a batch into
+normalized floats with statistics taken from the training subset only.
+Data directory: explicit argument, else $LABKIT_DATA, else a per-user cache.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .errors import LabkitError
+from .registry import Registry
+
+CIFAR = {
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "md5": "c58f30108f718f92721af3b95e74349a",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "meta": ("batches.meta", "label_names"),
+        "labels": "labels",
+        "classes": 10,
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "md5": "eb9058c3a382ffc7106e4002c42a8d85",
+        "train": ["train"],
+        "test": ["test"],
+        "meta": ("meta", "fine_label_names"),
+        "labels": "fine_labels",
+        "classes": 100,
+    },
+}
+CIFAR_TRAIN_SIZE = 50_000
+
+
+@dataclass
+class Data:
+    """One dataset split into train / val / test, in memory, with its normalization."""
+
+    name: str
+    kind: str  # "image" (uint8 N,3,H,W) or "points" (float N,2)
+    classes: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: torch.Tensor = field(default_factory=lambda: torch.zeros(1))
+    std: torch.Tensor = field(default_factory=lambda: torch.ones(1))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch as normalized float32 (images: /255, minus mean, over std; channels-last)."""
+        if self.kind == "image":
+            x = x.float().div_(255.0)
+            x = x.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
+            return x.contiguous(memory_format=torch.channels_last)
+        return (x - self.mean) / self.std
+
+
+DataFactory = Callable[[DataConfig, int], Data]
+DATASETS: Registry[DataFactory] = Registry("dataset")
+
+
+# -- where data lives ---------------------------------------------------------
+def cache_dir() -> Path:
+    """The per-user data cache (~/.cache/labkit/data, or under $XDG_CACHE_HOME)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "labkit" / "data"
+
+
+def data_dirs(root: str | os.PathLike | None = None) -> list[Path]:
+    """Directories searched for data, in order: `root`, $LABKIT_DATA, the per-user cache."""
+    dirs: list[Path] = []
+    if root:
+        dirs.append(Path(root).expanduser())
+    if os.environ.get("LABKIT_DATA"):
+        dirs.append(Path(os.environ["LABKIT_DATA"]).expanduser())
+    dirs.append(cache_dir())
+    out: list[Path] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def find_cifar(name: str, root: str | None = None, download: bool = True) -> Path:
+    """The folder holding `name`'s pickles; downloads the official archive when missing and allowed."""
+    spec = CIFAR[name]
+    tried = data_dirs(root)
+    for d in tried:
+        if (d / spec["folder"]).is_dir():
+            return d / spec["folder"]
+    target = tried[0]
+    error = ""
+    if download:
+        try:
+            download_cifar(name, target)
+            return target / spec["folder"]
+        except LabkitError as e:
+            error = f"\n  download failed: {e}"
+    where = "\n".join(f"  {d / spec['folder']}" for d in tried)
+    raise LabkitError(
+        f"{name} not found; looked in:\n{where}{error}\n"
+        f"fix: connect to the internet and run `labkit data --download {name}`, or "
+        f"unpack {spec['url'].rsplit('/', 1)[1]} into one of those directories, or point "
+        f"LABKIT_DATA (or --data-root) at a directory that holds {spec['folder']}/"
+    )
+
+
+def download_cifar(name: str, target: Path) -> Path:
+    """Download and verify (md5) the official archive into `target` with torchvision's helper."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    spec = CIFAR[name]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        download_and_extract_archive(spec["url"], str(target), md5=spec["md5"])
+    except Exception as e:  # network, disk or checksum: all end the same way for the user
+        raise LabkitError(f"could not download {spec['url']} into {target}: {e}") from None
+    return target / spec["folder"]
+
+
+def _read_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except FileNotFoundError:
+        raise LabkitError(
+            f"missing file {path}; the folder {path.parent} is incomplete: delete it and "
+            f"download again (`labkit data --download`)"
+        ) from None
+    except Exception as e:
+        raise LabkitError(
+            f"corrupt data file {path} ({type(e).__name__}: {e}); delete {path.parent} "
+            f"and download again (`labkit data --download`)"
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def load_cifar_arrays(folder: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(train_x, train_y, test_x, test_y, class names) from the pickles; cached per process."""
+    spec = CIFAR[name]
+    d = Path(folder)
+
+    def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for fn in files:
+            b = _read_pickle(d / fn)
+            try:
+                x = np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+                y = np.asarray(b[spec["labels"]], dtype=np.int64)
+            except (KeyError, ValueError, TypeError) as e:
+                raise LabkitError(
+                    f"corrupt data file {d / fn}: expected 'data' (N x 3072 uint8) and "
+                    f"'{spec['labels']}' ({e}); delete {d} and download again"
+                ) from None
+            if len(x) != len(y) or (len(y) and (y.min() < 0 or y.max() >= spec["classes"])):
+                raise LabkitError(f"corrupt data file {d / fn}: labels do not match the images")
+            xs.append(x)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    tx, ty = read(spec["train"])
+    vx, vy = read(spec["test"])
+    meta = _read_pickle(d / spec["meta"][0])
+    names = list(meta.get(spec["meta"][1], [str(i) for i in range(spec["classes"])]))
+    return tx, ty, vx, vy, names
+
+
+# -- splits ------------------------------------------------------------------
+def stratified_indices(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """`n` indices drawn without replacement with class proportions kept (largest remainder)."""
+    counts = torch.bincount(labels).double()
+    exact = n * counts / counts.sum()
+    quota = exact.floor().long()
+    rest = n - int(quota.sum())
+    if rest:
+        order = torch.argsort(-(exact - quota.double()), stable=True)
+        quota[order[:rest]] += 1
+    picked = []
+    for c, q in enumerate(quota.tolist()):
+        if q:
+            idx = torch.nonzero(labels == c).flatten()
+            picked.append(idx[torch.randperm(len(idx), generator=gen)[:q]])
+    return torch.sort(torch.cat(picked)).values if picked else torch.zeros(0, dtype=torch.long)
+
+
+def split_train(x: torch.Tensor, y: torch.Tensor, subset: int, val_size: int, seed: int, what: str):
+    """Carve a stratified validation set, then a stratified training subset from the rest."""
+    n = len(y)
+    if val_size < 0 or val_size >= n:
+        raise LabkitError(f"data.val_size={val_size} must be in [0, {n - 1}] for {what} ({n} training images)")
+    if subset < 0 or subset > n - val_size:
+        raise LabkitError(
+            f"data.subset={subset} is larger than the {n - val_size} training images {what} has "
+            f"after carving {val_size} for validation; use --subset between 1 and {n - val_size} (0 = all)"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    val_idx = stratified_indices(y, val_size, gen) if val_size else torch.zeros(0, dtype=torch.long)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val_idx] = False
+    pool = torch.nonzero(keep).flatten()
+    train_idx = pool if subset == 0 else pool[stratified_indices(y[pool], subset, gen)]
+    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+
+
+def image_stats(x: torch.Tensor, preprocess: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (mean, std) of uint8 images in [0, 1] units, as `preprocess` asks."""
+    c = x.shape[1]
+    if preprocess == "none" or len(x) == 0:
+        return torch.zeros(c), torch.ones(c)
+    xf = x.float().div_(255.0)
+    mean = xf.mean(dim=(0, 2, 3))
+    if preprocess == "mean":
+        return mean, torch.ones(c)
+    return mean, xf.std(dim=(0, 2, 3)).clamp_min(1e-6)
+
+
+PREPROCESS = ("none", "mean", "standardize")
+
+
+# -- CIFAR -------------------------------------------------------------------
+def _cifar(name: str) -> DataFactory:
+    def load(cfg: DataConfig, seed: int) -> Data:
+        folder = find_cifar(name, cfg.root, cfg.download)
+        tx, ty, vx, vy, names = load_cifar_arrays(str(folder), name)
+        x, y = torch.from_numpy(tx), torch.from_numpy(ty)
+        trx, try_, vax, vay = split_train(x, y, cfg.subset, cfg.val_size, seed, name)
+        mean, std = image_stats(trx, cfg.preprocess)
+        return Data(name, "image", names, trx, try_, vax, vay,
+                    torch.from_numpy(vx), torch.from_numpy(vy), mean, std)
+
+    return load
+
+
+DATASETS.add("cifar10", _cifar("cifar10"), "CIFAR-10: 60,000 32x32 colour images in 10 classes", kind="image")
+DATASETS.add("cifar100", _cifar("cifar100"), "CIFAR-100: 60,000 32x32 colour images in 100 classes", kind="image")
+
+
+# -- the learner's own images ------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def _load_folder(path: str, mtime: float) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.Resize((32, 32)), transforms.PILToTensor()])
+    try:
+        ds = datasets.ImageFolder(path, transform=tf)
+    except (FileNotFoundError, OSError) as e:
+        raise LabkitError(
+            f"cannot read image folder {path}: {e}; expected one sub-folder per class, "
+            f"each holding .png/.jpg images (torchvision's ImageFolder layout)"
+        ) from None
+    if len(ds.classes) < 2:
+        raise LabkitError(f"image folder {path} has {len(ds.classes)} class folder(s); at least 2 are needed")
+    xs = []
+    for file, _ in ds.samples:
+        try:
+            img = ds.loader(file)
+        except Exception as e:
+            raise LabkitError(f"cannot read image {file}: {e}; remove or replace it") from None
+        xs.append(tf(img.convert("RGB")))
+    return torch.stack(xs), torch.tensor(ds.targets), tuple(ds.classes)
+
+
+def _folder(cfg: DataConfig, seed: int) -> Data:
+    if not cfg.folder:
+        raise LabkitError("dataset 'folder' needs data.folder (--folder DIR): a directory with one sub-folder of images per class")
+    p = Path(cfg.folder).expanduser()
+    if not p.is_dir():
+        raise LabkitError(f"image folder {p} does not exist; pass a directory with one sub-folder of images per class")
+    x, y, names = _load_folder(str(p.resolve()), p.stat().st_mtime)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(y)
+    test_idx = stratified_indices(y, max(1, n // 5), gen)
+    rest = torch.ones(n, dtype=torch.bool)
+    rest[test_idx] = False
+    pool = torch.nonzero(rest).flatten()
+    val = min(cfg.val_size, len(pool) // 8)
+    trx, try_, vax, vay = split_train(x[pool], y[pool], cfg.subset, val, seed, f"folder {p}")
+    mean, std = image_stats(trx, cfg.preprocess)
+    return Data("folder", "image", list(names), trx, try_, vax, vay, x[test_idx], y[test_idx], mean, std)
+
+
+DATASETS.add("folder", _folder, "your own images: one sub-folder per class (ImageFolder layout), resized to 32x32", kind="image")
+
+
+# -- 2-D sets, as in TensorFlow Playground --------------------------------------
+def _spirals(n: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.arange(n) % 2
+    r = g.uniform(0.05, 1.0, n)
+    theta = r * 3.0 * np.pi + np.pi * y
+    return np.stack([r * np.cos(theta), r * np.sin(theta)], 1), y
+
+
+def _circles(n: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.arange(n) % 2
+    r = np.where(y == 0, g.uniform(0.0, 0.45, n), g.uniform(0.65, 1.0, n))
+    theta = g.uniform(0, 2 * np.pi, n)
+    return np.stack([r * np.cos(theta), r * np.sin(theta)], 1), y
+
+
+def _xor(n: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    p = g.uniform(-1, 1, (n, 2))
+    p += np.sign(p) * 0.05  # a small margin around the axes
+    return p, ((p[:, 0] > 0) ^ (p[:, 1] > 0)).astype(np.int64)
+
+
+def _blobs(n: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.arange(n) % 2
+    centers = np.array([[-0.5, -0.5], [0.5, 0.5]])
+    return centers[y] + g.normal(0, 0.25, (n, 2)), y
+
+
+def _points(name: str, make: Callable, classes: list[str]) -> DataFactory:
+    def load(cfg: DataConfig, seed: int) -> Data:
+        g = np.random.default_rng(seed)
+        n_eval = max(200, cfg.points // 4)
+        parts = []
+        for n in (cfg.points, n_eval, n_eval):
+            p, y = make(n, g)
+            p = p + g.normal(0, cfg.noise, p.shape)
+            parts += [torch.tensor(p, dtype=torch.float32), torch.tensor(y, dtype=torch.long)]
+        mean = parts[0].mean(0) if cfg.preprocess != "none" else torch.zeros(2)
+        std = parts[0].std(0) if cfg.preprocess == "standardize" else torch.ones(2)
+        return Data(name, "points", classes, *parts, mean=mean, std=std)
+
+    return load
+
+
+DATASETS.add("spirals", _points("spirals", _spirals, ["arm A", "arm B"]), "two interleaved spirals (2-D, instant)", kind="points")
+DATASETS.add("circles", _points("circles", _circles, ["inner", "outer"]), "a disc inside a ring (2-D, instant)", kind="points")
+DATASETS.add("xor", _points("xor", _xor, ["same sign", "opposite sign"]), "the XOR quadrants (2-D, instant)", kind="points")
+DATASETS.add("blobs", _points("blobs", _blobs, ["blob A", "blob B"]), "two Gaussian blobs (2-D, instant)", kind="points")
+
+
+def is_image(dataset: str) -> bool:
+    """True for image datasets (augmentation and conv models apply)."""
+    return DATASETS.entry(dataset).traits["kind"] == "image"
+
+
+def load_data(cfg: DataConfig, seed: int = 0) -> Data:
+    """Load (from the in-process cache after the first time) and split the dataset `cfg` names."""
+    return DATASETS.get(cfg.dataset)(cfg, seed)
+
+
+def train_size_of(cfg: DataConfig) -> int:
+    """Training examples a config will use, without loading images (for LR previews)."""
+    if not is_image(cfg.dataset):
+        return cfg.points
+    if cfg.dataset == "folder":
+        from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset, find_classes
+
+        if not cfg.folder or not Path(cfg.folder).is_dir():
+            raise LabkitError(f"image folder {cfg.folder!r} does not exist")
+        _, idx = find_classes(cfg.folder)
+        n = len(make_dataset(cfg.folder, idx, IMG_EXTENSIONS))
+        pool = n - max(1, n // 5)
+        return cfg.subset or pool - min(cfg.val_size, pool // 8)
+    return cfg.subset or CIFAR_TRAIN_SIZE - cfg.val_size
+
+
+def describe(root: str | None = None) -> list[dict]:
+    """What `labkit data` prints: each directory searched and which datasets it holds."""
+    rows = []
+    for d in data_dirs(root):
+        for name, spec in CIFAR.items():
+            folder = d / spec["folder"]
+            files = spec["train"] + spec["test"] + [spec["meta"][0]]
+            present = [f for f in files if (folder / f).is_file()]
+            rows.append({
+                "dataset": name, "path": str(folder),
+                "status": "complete" if len(present) == len(files) else
+                ("partial: missing " + ", ".join(sorted(set(files) - set(present))) if present else "absent"),
+            })
+    return rows
+
+
+def check_subset(cfg: DataConfig) -> None:
+    """Raise early when a CIFAR subset cannot fit (the full check happens at load time)."""
+    if cfg.dataset in CIFAR and cfg.subset > CIFAR_TRAIN_SIZE - cfg.val_size:
+        raise LabkitError(
+            f"data.subset={cfg.subset} is larger than the {CIFAR_TRAIN_SIZE - cfg.val_size} training "
+            f"images {cfg.dataset} has after carving {cfg.val_size} for validation; "
+            f"use --subset between 1 and {CIFAR_TRAIN_SIZE - cfg.val_size} (0 = all)"
+        )
+

@@ -1,0 +1,65 @@
+"""The in-memory training pipeline: seeded shuffling and whole-batch augmentation.
+
+Order per batch: uint8 flip and crop, then normalize to float, then cutout
+(zero = the mean pixel after normalization), then mixup or cutmix (when both
+are on, one of the two per batch, with equal odds, as timm and torchvision do).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from . import augment
+from .config import RegConfig
+from .data import Data
+
+
+class TrainBatches:
+    """Yields (inputs, soft targets, hard labels) for each step of an epoch; drops the last short batch."""
+
+    def __init__(self, data: Data, reg: RegConfig, batch_size: int, seed: int):
+        self.data, self.reg, self.batch_size = data, reg, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.images = data.kind == "image"
+
+    def __len__(self) -> int:
+        return max(1, len(self.data.train_y) // self.batch_size)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One augmented batch of the training examples at `idx`."""
+        x, y = self.data.train_x[idx], self.data.train_y[idx]
+        r, g = self.reg, self.gen
+        if self.images:
+            if r.flip:
+                x = augment.flip(x, g)
+            x = augment.crop(x, r.crop, g)
+        x = self.data.to_input(x)
+        if self.images:
+            x = augment.cutout(x, r.cutout, g)
+        target = F.one_hot(y, self.data.num_classes).float()
+        use_mix, use_cut = r.mixup > 0, r.cutmix > 0 and self.images
+        if use_mix and use_cut:
+            use_mix = bool(torch.rand(1, generator=g) < 0.5)
+            use_cut = not use_mix
+        if use_mix:
+            x, target = augment.mixup(x, target, augment.sample_lambda(r.mixup, g))
+        elif use_cut:
+            x, target, _ = augment.cutmix(x, target, augment.sample_lambda(r.cutmix, g), g)
+        return x, target, y
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The batches of one pass over the shuffled training set."""
+        n = len(self.data.train_y)
+        bs = min(self.batch_size, n)
+        perm = torch.randperm(n, generator=self.gen)
+        for i in range(len(self)):
+            yield self.batch(perm[i * bs:(i + 1) * bs])
+
+
+def eval_batches(data: Data, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalized (inputs, labels) batches of the val or test split, in order, without augmentation."""
+    x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
+    for i in range(0, len(y), batch_size):
+        yield data.to_input(x[i:i + batch_size]), y[i:i + batch_size]
