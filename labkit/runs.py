@@ -64,9 +64,14 @@ class RunWriter:
 
     def __call__(self, event: Event) -> None:
         try:
+            if event.kind == "probe":  # probe snapshots go to their own compact file (see labkit.probes)
+                self._write_probe(event)
+                return
             self._f.write(json.dumps(event.to_dict(), allow_nan=True) + "\n")
             self._f.flush()
             if isinstance(event, EndEvent):
+                if getattr(self, "_probes", None) is not None:
+                    self._probes.close()
                 summary = dict(event.summary, status=event.status, message=event.message, ended=_now())
                 write_json_atomic(self.dir / "summary.json", summary)
                 self._f.close()
@@ -75,6 +80,15 @@ class RunWriter:
                 f"cannot write to {self.dir}: {e.strerror}; metrics written so far are kept in "
                 f"{self.dir / 'metrics.jsonl'}; free some space and run again"
             ) from None
+
+
+    def _write_probe(self, event: Event) -> None:
+        from .probes import PROBE_FILE, compact_line
+
+        if getattr(self, "_probes", None) is None:
+            self._probes = open(self.dir / PROBE_FILE, "a", buffering=1)
+        self._probes.write(compact_line(event) + "\n")
+        self._probes.flush()
 
 
 def _now() -> str:
@@ -133,6 +147,10 @@ class RunRecord:
 
     def rows(self, kind: str) -> list[dict]:
         """Metric rows of one kind: 'step', 'epoch', 'probe', ..."""
+        if kind == "probe":  # stored compactly in probes.jsonl
+            from .probes import read_probe_rows
+
+            return read_probe_rows(self.dir)
         return [r for r in self.metrics if r.get("kind") == kind]
 
     @property

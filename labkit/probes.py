@@ -1,0 +1,406 @@
+"""Probes: snapshots of a network's insides while it trains, and their history read back.
+
+Every `every` steps (and at step 0 and the last step) `Probes` records, per
+activation module: mean, std, a fixed-bin histogram, the fraction of
+saturated units (sigmoid/tanh) and of dead units (a unit that outputs <= 0,
+or exactly 0 for other families, on the whole probe batch), the gradient
+norm of the weight layer feeding it and of its output; and per parameter
+tensor: its norm, gradient norm and the update/weight ratio
+||w_after - w_before|| / ||w_before|| of the step just taken.
+
+Snapshots are `ProbeEvent`s for live views; the run store writes them to
+`probes.jsonl` in the compact form `compact_line` makes (floats rounded to
+4 significant digits, histograms as integer counts: a few KB a snapshot),
+and `read_probes(run_dir)` gives them back as a `ProbeHistory`.
+
+Step numbering: the snapshot of step s describes the network after s
+optimizer steps (step 0 = the initialization): its activations on the probe
+batch, then the gradient and the update of the step s -> s + 1.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .activations import ACTIVATIONS, is_activation
+from .config import ProbeConfig
+from .events import ProbeEvent
+from .train import TrainContext, TrainHook
+
+PRE_RANGE = (-4.0, 4.0)  # histogram range of activation inputs (pre-activations), in units of a unit-variance input
+SATURATION = 0.02  # a saturating unit counts as saturated within this fraction of its range from a limit
+DEAD_EPS = 1e-8  # non-ReLU families: a unit is dead when |output| stays below this on the whole probe batch
+PROBE_FILE = "probes.jsonl"
+
+
+def activation_name(module: nn.Module) -> str:
+    """The ACTIVATIONS registry name of an activation module (by its class)."""
+    return _ACT_NAMES.get(type(module), type(module).__name__.lower())
+
+
+_ACT_NAMES: dict[type, str] = {}
+for _name in ACTIVATIONS.names():
+    _ACT_NAMES.setdefault(type(ACTIVATIONS.get(_name)()), _name)
+
+
+def _weight_layer(m: nn.Module) -> bool:
+    return isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+
+
+def _nan_stats(bins: int, lo: float, hi: float, family: str) -> dict[str, Any]:
+    return {"mean": math.nan, "std": math.nan, "hist": [0] * bins, "lo": lo, "hi": hi,
+            "saturated": math.nan if family == "saturating" else None, "dead": math.nan}
+
+
+@torch.no_grad()
+def tensor_stats(y: torch.Tensor, activation: str, bins: int = 40, pre: bool = False) -> dict[str, Any]:
+    """Probe statistics of one activation output `y` (N, C, ...): mean, std, histogram, saturated, dead.
+
+    All reductions are whole-tensor torch ops (no Python loops over units). Values
+    outside the histogram range are counted in the edge bins, so an exploding
+    layer shows as a spike at the edge instead of vanishing from the plot. A
+    tensor holding NaN/inf gets statistics of its finite values (NaN when none).
+    """
+    traits = ACTIVATIONS.entry(activation).traits if activation in ACTIVATIONS else {}
+    family = "pre" if pre else traits.get("family", "smooth")
+    lo, hi = PRE_RANGE if pre else tuple(float(v) for v in traits.get("range", PRE_RANGE))
+    y = y.detach().float()
+    std, mean = torch.std_mean(y) if y.numel() > 1 else (torch.zeros(()), y.mean())
+    if not bool(torch.isfinite(mean) & torch.isfinite(std)):  # one check, then the slow path only when needed
+        finite = y[torch.isfinite(y)]
+        if finite.numel() == 0:
+            return _nan_stats(bins, lo, hi, family)
+        out = tensor_stats(finite.view(-1, 1), activation, bins, pre)
+        out["dead"] = math.nan  # units cannot be told apart once values are dropped
+        return out
+    hist = torch.histc(y.clamp(lo, hi), bins=bins, min=lo, max=hi)
+    extra: list[torch.Tensor] = []
+    if family == "saturating":
+        a, b = (float(v) for v in traits.get("limit", (lo, hi)))
+        tol = SATURATION * (b - a)
+        extra.append(((y <= a + tol) | (y >= b - tol)).float().mean())
+    if not pre:
+        dims = [0, *range(2, y.ndim)] if y.ndim > 1 else [0]
+        peak = y.amax(dim=dims) if family == "relu" else y.abs().amax(dim=dims)
+        extra.append((peak <= (0.0 if family == "relu" else DEAD_EPS)).float().mean())
+    vals = torch.stack([mean, std, *extra]).tolist()
+    sat = vals[2] if family == "saturating" else None
+    return {"mean": vals[0], "std": vals[1], "hist": [int(c) for c in hist.tolist()], "lo": lo, "hi": hi,
+            "saturated": sat, "dead": None if pre else vals[-1]}
+
+
+class Probes(TrainHook):
+    """A TrainHook recording a ProbeEvent every `cfg.every` steps (and at the first and last step).
+
+    The activation statistics come from a separate forward pass on a FIXED probe
+    batch (the first `cfg.batch` examples of a seeded permutation of the training
+    set, unaugmented), so snapshots are comparable across steps and runs. That
+    pass runs under no_grad with dropout off (dropout would draw from the global
+    RNG) and with batch norm using batch statistics but not updating its running
+    averages (track_running_stats is switched off for the pass), so training
+    with probes on takes exactly the steps it takes with probes off.
+    Gradient norms and update ratios come from the real training step: weight
+    gradients after its backward, activation gradients from tensor hooks put on
+    that step's activations, the update from weights copied before the step.
+    """
+
+    def __init__(self, cfg: ProbeConfig):
+        self.cfg = cfg
+        self.every = max(1, int(cfg.every))
+        self.bins = int(getattr(cfg, "bins", 40))
+        self._handles: list[Any] = []
+        self._pending: dict[str, Any] | None = None
+
+    # -- set-up ------------------------------------------------------------
+    def on_start(self, ctx: TrainContext) -> None:
+        data, model = ctx.data, ctx.model
+        n = len(data.train_y)
+        gen = torch.Generator().manual_seed(12345)  # own generator: the training RNG is never touched
+        idx = torch.randperm(n, generator=gen)[: min(self.cfg.batch, n)].sort().values
+        self.x = data.to_input(data.train_x[idx])
+        self.acts = [(name, m) for name, m in model.named_modules() if is_activation(m)]
+        self.act_names = {m: name for name, m in self.acts}
+        self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self.feeds = self._feeding_layers(model)
+        self.total = ctx.schedule.total_steps
+
+    def _feeding_layers(self, model: nn.Module) -> dict[str, str | None]:
+        """For each activation, the weight layer on its main path: the first one called since the previous activation."""
+        order: list[tuple[str, nn.Module]] = []
+        names = {m: n for n, m in model.named_modules()}
+        hooks = [m.register_forward_hook(lambda mod, i, o: order.append((names[mod], mod)))
+                 for m in model.modules() if is_activation(m) or _weight_layer(m)]
+        try:
+            self._forward(model, self.x)
+        finally:
+            for h in hooks:
+                h.remove()
+        feeds: dict[str, str | None] = {}
+        first: str | None = None
+        for name, m in order:
+            if _weight_layer(m):
+                first = first or name
+            elif name not in feeds:
+                feeds[name] = first
+                first = None
+        return feeds
+
+    # -- the probe forward ---------------------------------------------------
+    def _forward(self, model: nn.Module, x: torch.Tensor) -> None:
+        changed: list[tuple[nn.Module, str, Any]] = []
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
+                changed.append((m, "track_running_stats", True))
+                m.track_running_stats = False
+            elif isinstance(m, nn.modules.dropout._DropoutNd) and m.training:
+                changed.append((m, "training", True))
+                m.training = False
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            for m, attr, v in changed:
+                setattr(m, attr, v)
+
+    def activation_stats(self, model: nn.Module) -> dict[str, dict[str, Any]]:
+        """Per-layer statistics of the activations on the fixed probe batch, in network order."""
+        out: dict[str, dict[str, Any]] = {}
+        pre = self.cfg.pre_activation
+
+        def hook(mod: nn.Module, inp: tuple, y: torch.Tensor) -> None:
+            name, act = self.act_names[mod], activation_name(mod)
+            s = tensor_stats(y, act, self.bins)
+            s = {"activation": act, **s, "grad_norm": None, "act_grad_norm": None}
+            if pre and inp and isinstance(inp[0], torch.Tensor):
+                s["pre"] = tensor_stats(inp[0], act, self.bins, pre=True)
+            out[name] = s
+
+        handles = [m.register_forward_hook(hook) for _, m in self.acts]
+        try:
+            self._forward(model, self.x)
+        finally:
+            for h in handles:
+                h.remove()
+        return out
+
+    # -- the training step ---------------------------------------------------
+    def _due(self, step: int) -> bool:
+        return step % self.every == 0 or step == self.total - 1
+
+    def before_step(self, ctx: TrainContext) -> None:
+        if not self._due(ctx.step):
+            return
+        layers = self.activation_stats(ctx.model)
+        act_grads: dict[str, torch.Tensor] = {}
+
+        def fwd(mod: nn.Module, inp: tuple, y: torch.Tensor) -> None:
+            if isinstance(y, torch.Tensor) and y.requires_grad:
+                name = self.act_names[mod]
+                y.register_hook(lambda g: act_grads.__setitem__(name, torch.linalg.vector_norm(g.detach().float())))
+
+        self._handles = [m.register_forward_hook(fwd) for _, m in self.acts]
+        self._pending = {"step": ctx.step, "epoch": ctx.epoch, "layers": layers, "act_grads": act_grads,
+                         "before": [p.detach().clone() for _, p in self.params], "grads": None}
+
+    def _grab_grads(self) -> list[torch.Tensor | None]:
+        return [None if p.grad is None else torch.linalg.vector_norm(p.grad.detach().float()) for _, p in self.params]
+
+    def after_backward(self, ctx: TrainContext) -> None:
+        if self._pending is not None:
+            self._pending["grads"] = self._grab_grads()
+            self._remove_hooks()
+
+    def after_step(self, ctx: TrainContext) -> None:
+        if self._pending is not None:
+            self._emit(ctx, updated=True)
+
+    def on_end(self, ctx: TrainContext) -> None:
+        # a step that diverged never reaches after_step: its snapshot (often the one with the NaNs) still goes out
+        if self._pending is not None:
+            self._emit(ctx, updated=False)
+        self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _emit(self, ctx: TrainContext, updated: bool) -> None:
+        p = self._pending
+        self._pending = None
+        self._remove_hooks()
+        if p["grads"] is None:  # closure optimizers (L-BFGS) skip after_backward; their last gradients are still there
+            p["grads"] = self._grab_grads()
+        nan = torch.tensor(math.nan)
+        norms = [torch.linalg.vector_norm(b.float()) for b in p["before"]]
+        if updated:
+            deltas = [torch.linalg.vector_norm(q.detach().float() - b.float()) for (_, q), b in zip(self.params, p["before"])]
+        else:
+            deltas = [nan] * len(norms)
+        grads = [nan if g is None else g for g in p["grads"]]
+        # one tolist() for all numbers: a single sync instead of three per tensor
+        flat = torch.stack([torch.stack(norms), torch.stack(deltas), torch.stack(grads)]).tolist() if norms else [[], [], []]
+        params: dict[str, dict[str, float]] = {}
+        for i, (name, _) in enumerate(self.params):
+            w, d, g = flat[0][i], flat[1][i], flat[2][i]
+            params[name] = {"norm": w, "grad_norm": g, "update_ratio": d / w if w > 0 else math.nan}
+        layers = p["layers"]
+        act_grads = {k: float(v) for k, v in p["act_grads"].items()}
+        for name, s in layers.items():
+            feed = self.feeds.get(name)
+            if feed is not None and f"{feed}.weight" in params:
+                s["grad_norm"] = params[f"{feed}.weight"]["grad_norm"]
+            s["act_grad_norm"] = act_grads.get(name)
+        ctx.emit(ProbeEvent(p["step"], p["epoch"], layers, params))
+
+
+# -- compact storage -----------------------------------------------------------
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.4g}") if math.isfinite(v) else None  # NaN/inf -> null: plain JSON, read back as NaN
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_round(x) for x in v]
+    return v
+
+
+def compact_line(event: ProbeEvent | Mapping[str, Any]) -> str:
+    """One probe snapshot as a short JSON line (floats to 4 significant digits, non-finite as null)."""
+    d = event.to_dict() if isinstance(event, ProbeEvent) else dict(event)
+    d.setdefault("kind", "probe")
+    return json.dumps(_round(d), separators=(",", ":"), allow_nan=False)
+
+
+def read_probe_rows(run_dir: str | os.PathLike) -> list[dict]:
+    """Probe snapshots of a run as dicts: probes.jsonl (torn last line skipped), else probe rows of metrics.jsonl."""
+    d = Path(run_dir)
+    for path, only_probe in ((d / PROBE_FILE, False), (d / "metrics.jsonl", True)):
+        rows: list[dict] = []
+        try:
+            with open(path) as f:
+                for line in f:
+                    if only_probe and '"probe"' not in line:
+                        continue
+                    try:
+                        r = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(r, dict) and r.get("kind", "probe") == "probe":
+                        rows.append(r)
+        except FileNotFoundError:
+            continue
+        if rows:
+            return rows
+    return []
+
+
+# -- history -------------------------------------------------------------------
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+class ProbeHistory:
+    """Probe snapshots over a run: per-layer and per-parameter series, histograms over time."""
+
+    def __init__(self, snapshots: Iterable[Mapping[str, Any]] = ()):
+        by_step: dict[int, Mapping[str, Any]] = {}
+        for s in snapshots:
+            by_step[int(s["step"])] = s  # a repeated step (e.g. re-read live) keeps the latest
+        self._snaps = [by_step[k] for k in sorted(by_step)]
+        self.steps: list[int] = [int(s["step"]) for s in self._snaps]
+        self.epochs: list[float] = [_num(s.get("epoch")) for s in self._snaps]
+        self.layers: list[str] = []
+        self.params: list[str] = []
+        for s in self._snaps:  # union in network order (first-seen order of each snapshot's dicts)
+            for k in s.get("layers", {}) or {}:
+                if k not in self.layers:
+                    self.layers.append(k)
+            for k in s.get("params", {}) or {}:
+                if k not in self.params:
+                    self.params.append(k)
+
+    @classmethod
+    def from_events(cls, events: Iterable[ProbeEvent | Mapping[str, Any]]) -> "ProbeHistory":
+        """A history from ProbeEvents or their dicts (live views pass what they have received so far)."""
+        snaps = []
+        for e in events:
+            if isinstance(e, ProbeEvent):
+                snaps.append({"step": e.step, "epoch": e.epoch, "layers": e.layers, "params": e.params})
+            elif isinstance(e, Mapping) and e.get("kind", "probe") == "probe" and "step" in e:
+                snaps.append(e)
+        return cls(snaps)
+
+    def __len__(self) -> int:
+        return len(self._snaps)
+
+    def __repr__(self) -> str:
+        return f"ProbeHistory({len(self)} snapshots, {len(self.layers)} layers, {len(self.params)} params)"
+
+    def activation(self, layer: str) -> str:
+        """The activation name of `layer` (e.g. 'relu')."""
+        for s in self._snaps:
+            v = (s.get("layers") or {}).get(layer)
+            if v:
+                return str(v.get("activation", "?"))
+        return "?"
+
+    def series(self, layer: str, stat: str, pre: bool = False) -> np.ndarray:
+        """One statistic of `layer` over the snapshots (NaN where missing); pre=True reads the pre-activation stats."""
+        out = np.full(len(self), np.nan)
+        for i, s in enumerate(self._snaps):
+            v = (s.get("layers") or {}).get(layer)
+            if v and pre:
+                v = v.get("pre")
+            if v:
+                x = v.get(stat)
+                out[i] = _num(x) if not isinstance(x, list) else np.nan
+        return out
+
+    def param_series(self, param: str, stat: str) -> np.ndarray:
+        """One statistic ('norm', 'grad_norm', 'update_ratio') of a parameter over the snapshots."""
+        out = np.full(len(self), np.nan)
+        for i, s in enumerate(self._snaps):
+            v = (s.get("params") or {}).get(param)
+            if v:
+                out[i] = _num(v.get(stat))
+        return out
+
+    def hist(self, layer: str, pre: bool = False) -> tuple[np.ndarray, tuple[float, float]]:
+        """Histogram counts of `layer` per snapshot (steps x bins, zeros where missing) and its (lo, hi) range."""
+        rows: list[list[int] | None] = []
+        rng, bins = (math.nan, math.nan), 0
+        for s in self._snaps:
+            v = (s.get("layers") or {}).get(layer)
+            if v and pre:
+                v = v.get("pre")
+            if v and v.get("hist"):
+                rows.append(v["hist"])
+                rng, bins = (_num(v.get("lo")), _num(v.get("hi"))), max(bins, len(v["hist"]))
+            else:
+                rows.append(None)
+        out = np.zeros((len(rows), bins))
+        for i, r in enumerate(rows):
+            if r is not None and len(r) == bins:
+                out[i] = [0 if c is None else c for c in r]
+        return out, rng
+
+    def snapshot(self, i: int = -1) -> dict[str, dict[str, Any]]:
+        """The layers dict of snapshot `i` (negative counts from the end)."""
+        return dict(self._snaps[i].get("layers") or {})
+
+    def snapshot_params(self, i: int = -1) -> dict[str, dict[str, Any]]:
+        """The params dict of snapshot `i`."""
+        return dict(self._snaps[i].get("params") or {})
+
+
+def read_probes(run_dir: str | os.PathLike) -> ProbeHistory:
+    """The probe history stored in a run directory (empty when the run had probes off)."""
+    return ProbeHistory.from_events(read_probe_rows(run_dir))
