@@ -109,9 +109,10 @@ class TrainConfig:
 class ProbeConfig:
     """What the probes record inside the network (see labkit.probes)."""
 
-    every: int = 0  # record a snapshot every this many steps; 0 = off
+    every: int = 25  # record a snapshot every this many steps (and at the first and last); 0 = off
     pre_activation: bool = False  # also record the inputs of each activation
     batch: int = 256  # examples in the fixed probe batch
+    bins: int = 40  # histogram bins per layer (range from the activation's registry trait)
 
 
 @dataclass
