@@ -1,0 +1,195 @@
+"""`labkit search`: hyperparameter search (random, grid, TPE) over any config path, coarse to fine.
+
+    labkit search --space "optim.lr=log:1e-4:1e-1" --space "model.dropout=0:0.5" \
+        --sampler random --trials 24 --epochs 3 --subset 5000 --workers 2 --study coarse
+    labkit search --refine coarse --top 5 --trials 12 --epochs 15 --study fine
+    labkit search --storage postgresql://user@host/db --study shared ...
+    labkit search --report coarse --out figs/
+    labkit search --demo --out figs/
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from ..config import Config, config_paths
+from ..errors import LabkitError
+from .common import add_config_flags, config_from_args
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search", help="hyperparameter search on Optuna (random, grid, TPE; coarse to fine)",
+        description="Search hyperparameters: each trial is an ordinary labkit run. Studies live in a journal file "
+                    "under the run store (--out, default runs/search.journal) unless --storage gives a database URL; "
+                    "rerunning the same command resumes the study.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    g = p.add_argument_group("search")
+    g.add_argument("--space", action="append", default=[], metavar="SPEC",
+                   help="a searched field: PATH=log:LO:HI, PATH=LO:HI or PATH=A,B,C (repeatable)")
+    g.add_argument("--sampler", default="random",
+                   help="random, grid or tpe; a comma list (grid,random,tpe) runs one study per sampler, "
+                        "named STUDY-SAMPLER, at the same budget")
+    g.add_argument("--trials", type=int, default=20, help="budget: trials to finish (grid: the full grid that fits)")
+    g.add_argument("--workers", type=int, default=1, help="worker processes, each with its share of the cores")
+    g.add_argument("--study", default="search", help="study name (rerun the same name to resume)")
+    g.add_argument("--storage", default=None,
+                   help="journal file path or database URL (default: <out>/search.journal)")
+    g.add_argument("--pruner", default="none", choices=["none", "median", "hyperband"],
+                   help="stop poor trials early on val_acc per epoch")
+    g.add_argument("--grid-points", type=int, default=None, help="grid: points per range (default: what fits --trials)")
+    g.add_argument("--search-seed", type=int, default=0, help="seed of the samplers")
+    g.add_argument("--refine", metavar="STUDY", help="coarse to fine: search a narrower space around STUDY's top trials")
+    g.add_argument("--top", type=int, default=5, help="with --refine: how many top trials set the new ranges")
+    g.add_argument("--report", metavar="STUDY", help="write plots of STUDY (comma list to compare) into --out and "
+                                                     "print its table and border warnings")
+    g.add_argument("--demo", action="store_true",
+                   help="Bergstra & Bengio's random-vs-grid demonstration on a synthetic objective (instant)")
+    g.add_argument("--repeats", type=int, default=500, help="with --demo: repeats per budget")
+    g.add_argument("--quiet", action="store_true", help="no line per trial")
+    # internal: a worker process started by a search with --workers > 1
+    g.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    g.add_argument("--worker-count", type=int, default=1, help=argparse.SUPPRESS)
+    g.add_argument("--cpus", default="", help=argparse.SUPPRESS)
+    add_config_flags(p)
+    p.set_defaults(func=run)
+
+
+def _store(args: argparse.Namespace) -> str:
+    # the run store: --out, else the --config file's, else the default
+    if getattr(args, "cfg_train__out", None):
+        return args.cfg_train__out
+    return Config.load(args.config).train.out if args.config else Config().train.out
+
+
+def _apply_flags(cfg: Config, args: argparse.Namespace) -> Config:
+    """Flags and --set on top of `cfg` (used by --refine, whose base is the coarse study's config)."""
+    for path in config_paths():
+        v = getattr(args, "cfg_" + path.replace(".", "__"), None)
+        if v is not None:
+            cfg.set(path, v)
+    for item in args.set or []:
+        if "=" not in item:
+            raise LabkitError(f"--set {item!r}: expected PATH=VALUE, e.g. --set optim.lr=0.05")
+        path, value = item.split("=", 1)
+        cfg.set(path.strip(), value.strip())
+    return cfg.validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import search
+
+    if args.worker:
+        cpus = [int(c) for c in args.cpus.split(",") if c.strip()]
+        return search.worker_main(args.storage, args.study, args.worker_index, args.worker_count, cpus,
+                                  progress=not args.quiet)
+    if args.demo:
+        return _demo(args)
+    if args.report:
+        return _report(args, args.report.split(","))
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        def _stop(signum, frame):  # Ctrl-C: stop the running trials cleanly; the study resumes later
+            stop.set()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+
+    out = _store(args)
+    storage = args.storage or search.default_journal(out)
+    if args.refine:
+        if args.refine == args.study:
+            raise LabkitError(f"--refine {args.refine} --study {args.study}: the fine search needs its own "
+                              f"name, e.g. --study {args.refine}-fine")
+        coarse = search.load_study(args.refine, storage)
+        setup = search.study_setup(coarse)
+        base = _apply_flags(setup.base.copy(), args)
+        space = search.refine(coarse, top=args.top)
+        print(f"refined from {args.refine} (top {args.top}): {space}")
+        for w in search.border_warnings(coarse):
+            print(f"warning: {w}")
+        if args.space:  # explicit specs override the refined ranges of the same paths
+            extra = search.Space.parse(args.space)
+            space = search.Space([extra[p.path] if p.path in extra.paths else p for p in space] +
+                                 [p for p in extra if p.path not in space.paths])
+    else:
+        if not args.space:
+            raise LabkitError(f"give the space to search with --space (repeatable); {search.SYNTAX}")
+        base = config_from_args(args)
+        space = search.Space.parse(args.space, base=base)
+    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
+    for s in samplers:
+        if s not in search.SAMPLERS:
+            raise LabkitError(f"unknown sampler {s!r}; choose one of: {', '.join(search.SAMPLERS)}")
+    common = dict(workers=args.workers, storage=storage, pruner=args.pruner, out=out, stop_event=stop,
+                  seed=args.search_seed, grid_points=args.grid_points, progress=not args.quiet)
+    print(f"searching {space} with {','.join(samplers)} ({args.trials} trials, {args.workers} worker(s)); "
+          f"study {args.study!r} in {_describe(storage)}")
+    if len(samplers) == 1:
+        studies = {samplers[0]: search.run_search(base, space, sampler=samplers[0], trials=args.trials,
+                                                  study=args.study, **common)}
+        names = [args.study]
+    else:
+        studies = search.compare_samplers(base, space, trials=args.trials, samplers=samplers, study=args.study, **common)
+        names = [f"{args.study}-{s}" for s in samplers]
+    for s in studies.values():
+        print()
+        print(search.trials_table(s))
+        for w in search.border_warnings(s):
+            print(f"warning: {w}")
+    if stop.is_set():
+        print("stopped; rerun the same command to resume")
+        return 130
+    print(f"\nplots: labkit search --report {','.join(names)} --out figs/"
+          + (f" --storage {args.storage}" if args.storage else (f" --set train.out={out}" if out != "runs" else "")))
+    return 0
+
+
+def _describe(storage: str) -> str:
+    from ..search_storage import describe
+
+    return describe(storage)
+
+
+def _report(args: argparse.Namespace, names: list[str]) -> int:
+    from .. import search
+
+    figs = args.cfg_train__out or "figs"
+    # in report mode --out is the figure folder; the study is in --storage or the default run store's journal
+    store = Config.load(args.config).train.out if args.config else Config().train.out
+    for item in args.set or []:
+        if item.startswith("train.out="):
+            store = item.split("=", 1)[1]
+    storage = args.storage or search.default_journal(store)
+    if not args.storage and not Path(storage).exists():
+        raise LabkitError(f"no study journal at {storage}; pass --storage (a journal file or database URL) "
+                          f"or --set train.out=RUN_STORE")
+    paths, text = search.write_report(names, storage, figs)
+    print(text)
+    print()
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..plots import search as plots
+    from ..search_analysis import bergstra_demo, demo_params
+
+    figs = Path(args.cfg_train__out or "figs")
+    figs.mkdir(parents=True, exist_ok=True)
+    r = bergstra_demo(repeats=args.repeats, seed=args.search_seed)
+    print(r.table())
+    x, y = demo_params()
+    ex = r.example
+    fig = plots.sampler_planes({"grid": ex["grid"], "random": ex["random"]}, x, y,
+                               curves={"x": ex["x_curve"], "y": ex["y_curve"]}, score="score")
+    fig.savefig(figs / "bergstra-planes.png", dpi=110)
+    plots.bergstra_summary(r.budgets, r.random_wins, r.ties, r.grid_best, r.random_best, r.repeats,
+                           r.weight).savefig(figs / "bergstra-summary.png", dpi=110)
+    print(f"wrote {figs / 'bergstra-planes.png'}\nwrote {figs / 'bergstra-summary.png'}")
+    return 0

@@ -1,0 +1,383 @@
+"""Reading searches back: coarse-to-fine refinement, border warnings, tables, curves, reports, and the
+Bergstra & Bengio random-versus-grid demonstration on a synthetic objective.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .config import Config
+from .errors import LabkitError
+from .search_space import Param, Space
+from .search_storage import SAMPLERS, load_study, open_storage, study_setup
+
+EDGE = 0.1  # a best value within this fraction of the range (on its own scale) from an end is "at the border"
+
+
+def _as_study(study: Any, storage: Any) -> Any:
+    return load_study(study, storage) if isinstance(study, str) else study
+
+
+def _completed(study: Any) -> list:
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE and t.value is not None]
+    return sorted(done, key=lambda t: t.value, reverse=True)
+
+
+def _round_sig(v: float, sig: int = 3) -> float:
+    if v == 0 or not math.isfinite(v):
+        return v
+    return float(f"{v:.{sig}g}")
+
+
+def refine(study: Any, storage: Any = None, top: int = 5) -> Space:
+    """A narrower space around the top-k trials of a study (coarse to fine; on a log scale for log ranges).
+
+    Each range shrinks to the span of the top-k values plus a quarter of that span
+    on each side (at least 5% of the old range), clipped to the old range; each
+    choice keeps only the values the top-k used (one value fixes the field).
+    """
+    if top < 1:
+        raise LabkitError(f"top={top}; refine needs the best k >= 1 trials")
+    s = _as_study(study, storage)
+    space = study_setup(s).space
+    best = _completed(s)[:top]
+    if not best:
+        raise LabkitError(f"study {s.study_name!r} has no completed trials to refine around; run it first")
+    params = []
+    for p in space:
+        vals = [t.params[p.path] for t in best if p.path in t.params]
+        if not vals:
+            params.append(p)
+            continue
+        if p.kind == "choice":
+            params.append(Param(p.path, "choice", choices=tuple(c for c in p.choices if c in vals)))
+            continue
+        us = [p.to_unit(v) for v in vals]
+        span = max(us) - min(us)
+        pad = max(0.25 * span, 0.05)
+        lo_u, hi_u = max(0.0, min(us) - pad), min(1.0, max(us) + pad)
+        lo, hi = p.from_unit(lo_u), p.from_unit(hi_u)
+        if p.kind == "int":
+            lo, hi = max(int(p.low), math.floor(lo)), min(int(p.high), math.ceil(hi))
+            if lo >= hi:
+                lo, hi = (lo - 1, hi) if lo > p.low else (lo, hi + 1)
+        else:
+            lo, hi = max(p.low, _round_sig(lo)), min(p.high, _round_sig(hi))
+            if not lo < hi:
+                lo, hi = p.from_unit(lo_u), p.from_unit(hi_u)
+        params.append(Param(p.path, p.kind, lo, hi, p.log))
+    return Space(params)
+
+
+def border_warnings(study: Any, space: Space | None = None, storage: Any = None, edge: float = EDGE) -> list[str]:
+    """A warning, with numbers, for each range whose best value sits within `edge` of an end; suggests a wider range."""
+    s = _as_study(study, storage)
+    setup = study_setup(s)
+    space = space or setup.space
+    ranked = _completed(s)
+    if not ranked:
+        return []
+    best, top = ranked[0], ranked[:5]
+    out = []
+    for p in space:
+        if not p.is_range or p.path not in best.params:
+            continue
+        v = best.params[p.path]
+        u = p.to_unit(v)
+        if edge < u < 1 - edge:
+            continue
+        side = "upper" if u >= 1 - edge else "lower"
+        near = sum(1 for t in top if p.path in t.params and
+                   (p.to_unit(t.params[p.path]) >= 1 - edge if side == "upper" else p.to_unit(t.params[p.path]) <= edge))
+        wider = _widen(p, side, setup.base)
+        if wider is None:
+            continue  # already at the field's limit (e.g. dropout 0): nothing to widen into
+        scale = "on a log scale" if p.log else "of the range"
+        pct = f"{100 * (u if side == 'upper' else 1 - u):.0f}%"
+        where = f"{'top' if side == 'upper' else 'bottom'} {100 * edge:.0f}%"
+        out.append(
+            f"{p.path}: the best trial (#{best.number}, val_acc {best.value:.4f}) has {p.path}={v:.4g}, in the "
+            f"{where} of {p.spec().split('=', 1)[1]} (at {pct} {scale}); {near} of the top {len(top)} trials are "
+            f"in that end; the optimum may lie {'above' if side == 'upper' else 'below'} it: widen the range, "
+            f"e.g. --space {wider.spec()}")
+    return out
+
+
+def _widen(p: Param, side: str, base: Config) -> Param | None:
+    # extend the touched end by half the range on the parameter's scale, as far as the field allows
+    for frac in (0.5, 0.25, 0.1):
+        end = p.from_unit(1 + frac) if side == "upper" else p.from_unit(-frac)
+        end = int(round(end)) if p.kind == "int" else _round_sig(end)
+        if end == (p.high if side == "upper" else p.low):
+            continue
+        try:
+            base.replace(**{p.path: end}).validate()
+        except LabkitError:
+            continue
+        return Param(p.path, p.kind, p.low if side == "upper" else end, end if side == "upper" else p.high, p.log)
+    return None
+
+
+# -- tables and curves ------------------------------------------------------------------------------------------
+
+def trial_rows(study: Any, storage: Any = None) -> list[dict[str, Any]]:
+    """One plain dict per trial: number, state, status, value, params, run_dir, reason, seconds."""
+    s = _as_study(study, storage)
+    rows = []
+    for t in s.get_trials(deepcopy=False):
+        state = t.state.name.lower()
+        rows.append({"number": t.number, "state": state, "status": t.user_attrs.get("status", state),
+                     "value": t.value, "params": dict(t.params), "run_dir": t.user_attrs.get("run_dir"),
+                     "reason": t.user_attrs.get("reason", ""), "seconds": t.user_attrs.get("seconds"),
+                     "intermediate": dict(t.intermediate_values)})
+    return rows
+
+
+def trials_table(study: Any, storage: Any = None, limit: int = 20) -> str:
+    """A text table of the best trials (then a count of the rest by status)."""
+    s = _as_study(study, storage)
+    rows = trial_rows(s)
+    paths = study_setup(s).space.paths
+    scored = sorted([r for r in rows if r["value"] is not None], key=lambda r: r["value"], reverse=True)
+    head = ["#", "status", "val_acc"] + paths
+    lines = [head]
+    for r in scored[:limit]:
+        lines.append([str(r["number"]), r["status"], f"{r['value']:.4f}"] +
+                     [f"{r['params'][p]:.4g}" if isinstance(r["params"].get(p), float) else str(r["params"].get(p, ""))
+                      for p in paths])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    text = [f"study {s.study_name}: {len(rows)} trials"]
+    text += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    text.append("by status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        if r["status"] in ("diverged", "failed", "killed", "stopped"):
+            text.append(f"  trial {r['number']} {r['status']}: {r['reason']}")
+    return "\n".join(text)
+
+
+def trial_curves(study: Any, storage: Any = None, metric: str = "loss") -> dict[int, dict[str, Any]]:
+    """Learning curves of every trial with a run directory, read from its metrics.jsonl.
+
+    metric "loss" (train loss per step, x in epochs) or "val_acc" (per epoch).
+    Each value: {"x", "y", "running", "status", "params"}. Running trials are read
+    as they are written, so calling this again draws them live.
+    """
+    from optuna.trial import TrialState
+
+    from .runs import read_metrics
+
+    s = _as_study(study, storage)
+    out = {}
+    for t in s.get_trials(deepcopy=False):
+        d = t.user_attrs.get("run_dir")
+        if not d:
+            continue
+        rows = read_metrics(d)
+        if metric == "val_acc":
+            pts = [(r["epoch"], r["val_acc"]) for r in rows if r.get("kind") == "epoch" and r.get("val_acc") is not None]
+        else:
+            pts = [(r["epoch"], r["loss"]) for r in rows if r.get("kind") == "step"]
+        out[t.number] = {"x": [p[0] for p in pts], "y": [p[1] for p in pts],
+                         "running": t.state == TrialState.RUNNING,
+                         "status": t.user_attrs.get("status", t.state.name.lower()), "params": dict(t.params)}
+    return out
+
+
+def best_so_far(values: Iterable[float | None]) -> list[float | None]:
+    """Running maximum of trial scores in trial order (None until the first score)."""
+    out, best = [], None
+    for v in values:
+        if v is not None and (best is None or v > best):
+            best = v
+        out.append(best)
+    return out
+
+
+def importances(study: Any) -> dict[str, float]:
+    """Optuna's fANOVA parameter importances (empty when there are too few completed trials)."""
+    import optuna
+
+    if len(_completed(study)) < 3:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError):
+        return {}
+
+
+# -- the report -----------------------------------------------------------------------------------------------
+
+def expand_studies(names: Iterable[str], storage: Any) -> list[str]:
+    """Study names, where a name that is not a study stands for its per-sampler studies NAME-grid/-random/-tpe."""
+    import optuna
+
+    st = open_storage(storage)
+    have = [s.study_name for s in optuna.get_all_study_summaries(st, include_best_trial=False)]
+    out = []
+    for n in names:
+        if n in have:
+            out.append(n)
+            continue
+        siblings = [f"{n}-{s}" for s in SAMPLERS if f"{n}-{s}" in have]
+        if not siblings:
+            raise LabkitError(f"no study named {n!r} in the storage; studies there: {', '.join(have) or 'none'}")
+        out += siblings
+    return out
+
+
+def write_report(studies: str | Iterable[str], storage: Any, out: str | Path) -> tuple[list[Path], str]:
+    """Write the search plots as PNGs under `out` and return (paths, text with tables and border warnings)."""
+    import optuna
+
+    from .plots import search as plots
+
+    names = expand_studies([studies] if isinstance(studies, str) else list(studies), storage)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LabkitError(f"cannot create the figure folder {out}: {e.strerror}; choose another --out") from None
+    st = open_storage(storage)
+    loaded = {n: optuna.load_study(study_name=n, storage=st) for n in names}
+    paths: list[Path] = []
+    text: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        p = out / name
+        fig.savefig(p, dpi=110)
+        paths.append(p)
+
+    histories, by_sampler = {}, {}
+    for n, s in loaded.items():
+        setup = study_setup(s)
+        rows = trial_rows(s)
+        text.append(trials_table(s))
+        warns = border_warnings(s)
+        text += ["border warnings:"] + [f"  {w}" for w in warns] if warns else ["border warnings: none"]
+        text.append("")
+        histories[f"{n} ({setup.sampler})"] = [r["value"] for r in rows]
+        by_sampler.setdefault(setup.sampler, (n, rows))
+        imp = importances(s)
+        save(plots.score_vs_params(rows, setup.space), f"{n}-scores.png")
+        curves = trial_curves(s, metric="val_acc")
+        if curves:
+            save(plots.trial_curves(curves, metric="val_acc", title=f"{n}: validation accuracy per epoch"),
+                 f"{n}-curves.png")
+        if len(_completed(s)) >= 2 and len(setup.space) >= 2:
+            save(plots.parallel_coordinates(s), f"{n}-parallel.png")
+        if imp:
+            save(plots.param_importances(imp, title=f"{n}: parameter importances (fANOVA)"), f"{n}-importances.png")
+        x, y = _plane_axes(setup.space, imp)
+        if x is not None:
+            save(plots.sampler_planes({f"{n} ({setup.sampler})": rows}, x, y), f"{n}-plane.png")
+    save(plots.best_so_far(histories), "best-so-far.png")
+    if "grid" in by_sampler and "random" in by_sampler:
+        g, r = by_sampler["grid"], by_sampler["random"]
+        imp = importances(loaded[r[0]])
+        x, y = _plane_axes(study_setup(loaded[r[0]]).space, imp)
+        if x is not None:
+            save(plots.sampler_planes({f"grid ({g[0]})": g[1], f"random ({r[0]})": r[1]}, x, y), "random-vs-grid.png")
+    return paths, "\n".join(text).rstrip()
+
+
+def _plane_axes(space: Space, imp: dict[str, float]) -> tuple[Param | None, Param | None]:
+    # the most and the least important ranges (Bergstra & Bengio's important vs unimportant parameter)
+    ranges = [p for p in space if p.is_range]
+    if len(ranges) < 2:
+        return None, None
+    ranked = sorted(ranges, key=lambda p: -imp.get(p.path, 0.0)) if imp else ranges
+    return ranked[0], ranked[-1]
+
+
+# -- Bergstra & Bengio (2012), on a synthetic objective ---------------------------------------------------------
+
+@dataclass
+class BergstraResult:
+    """How often random search beats a grid of the same budget on f(x, y) = g(x) + w h(y)."""
+
+    budgets: list[int]
+    repeats: int
+    random_wins: list[float]  # fraction of repeats where random's best > grid's best
+    ties: list[float]
+    grid_best: list[float]  # mean best score
+    random_best: list[float]
+    weight: float
+    example: dict[str, Any] = field(default_factory=dict)  # one repeat's points and marginals, for the plot
+
+    def table(self) -> str:
+        """A text table, one row per budget."""
+        lines = [f"random vs grid on g(x) + {self.weight:g} h(y), {self.repeats} repeats (best of each search)",
+                 "budget  grid  random_wins  ties  mean_best_grid  mean_best_random"]
+        for i, b in enumerate(self.budgets):
+            k = int(round(math.sqrt(b)))
+            lines.append(f"{b:>6}  {k}x{k}  {self.random_wins[i]:>11.1%}  {self.ties[i]:>4.0%}  "
+                         f"{self.grid_best[i]:>14.4f}  {self.random_best[i]:>16.4f}")
+        return "\n".join(lines)
+
+
+def _bump(u: np.ndarray, centre: np.ndarray, width: float) -> np.ndarray:
+    return np.exp(-0.5 * ((u - centre) / width) ** 2)
+
+
+def bergstra_demo(budgets: Iterable[int] = (4, 9, 16, 25, 36, 49, 64, 81, 100), repeats: int = 500,
+                  weight: float = 0.1, width: float = 0.05, seed: int = 0) -> BergstraResult:
+    """Random vs grid search at equal budgets on a synthetic 2-D objective, many times (instant).
+
+    The score is g(x) + weight * h(y): g a narrow bump (the important parameter), h a
+    bump scaled down (the unimportant one); bump centres are drawn anew each repeat.
+    A k x k grid tries only k values of x; random search tries k^2. The grid is the
+    one grid searches here use (cell centres), the random points are uniform as in
+    Optuna's RandomSampler.
+    """
+    rng = np.random.default_rng(seed)
+    budgets = [int(b) for b in budgets]
+    for b in budgets:
+        if b < 1 or int(round(math.sqrt(b))) ** 2 != b:
+            raise LabkitError(f"budget {b} is not a square; a 2-D grid needs k*k trials, e.g. 4, 9, 16, 25")
+    axis = Param("x", "float", 0.0, 1.0)
+    wins, ties, gbest, rbest = [], [], [], []
+    for b in budgets:
+        k = int(round(math.sqrt(b)))
+        gx = np.array(axis.grid(k))
+        GX, GY = np.meshgrid(gx, gx, indexing="ij")
+        cx, cy = rng.uniform(0.05, 0.95, (2, repeats, 1))
+        grid_scores = _bump(GX.ravel()[None], cx, width) + weight * _bump(GY.ravel()[None], cy, 0.3)
+        rx, ry = rng.uniform(0, 1, (2, repeats, b))
+        rand_scores = _bump(rx, cx, width) + weight * _bump(ry, cy, 0.3)
+        g, r = grid_scores.max(1), rand_scores.max(1)
+        wins.append(float(np.mean(r > g + 1e-12)))
+        ties.append(float(np.mean(np.abs(r - g) <= 1e-12)))
+        gbest.append(float(g.mean()))
+        rbest.append(float(r.mean()))
+    # one repeat at budget 9 for the picture, as in the paper's figure 1
+    k, cx, cy = 3, 0.42, 0.6
+    gx = np.array(axis.grid(k))
+    GX, GY = np.meshgrid(gx, gx, indexing="ij")
+    rx, ry = rng.uniform(0, 1, (2, k * k))
+
+    def f(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _bump(x, cx, width) + weight * _bump(y, cy, 0.3)
+
+    example = {
+        "grid": [{"params": {"x": float(a), "y": float(c)}, "value": float(f(a, c))}
+                 for a, c in zip(GX.ravel(), GY.ravel())],
+        "random": [{"params": {"x": float(a), "y": float(c)}, "value": float(f(a, c))}
+                   for a, c in zip(rx, ry)],
+        "x_curve": (np.linspace(0, 1, 400).tolist(), _bump(np.linspace(0, 1, 400), cx, width).tolist()),
+        "y_curve": (np.linspace(0, 1, 400).tolist(), (weight * _bump(np.linspace(0, 1, 400), cy, 0.3)).tolist()),
+    }
+    return BergstraResult(budgets, repeats, wins, ties, gbest, rbest, weight, example)
+
+
+def demo_params() -> tuple[Param, Param]:
+    """The two parameters of the synthetic objective (for plotting its example)."""
+    return Param("x", "float", 0.0, 1.0), Param("y", "float", 0.0, 1.0)
