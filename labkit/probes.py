@@ -273,7 +273,7 @@ class Probes(TrainHook):
         params: dict[str, dict[str, float]] = {}
         for i, (name, _) in enumerate(self.params):
             w, d, g = flat[0][i], flat[1][i], flat[2][i]
-            params[name] = {"norm": w, "grad_norm": g, "update_ratio": d / w if w > 0 else math.nan}
+            params[name] = {"norm": w, "grad_norm": g, "update_ratio": d / w if w > 0 else math.nan, "ndim": self.params[i][1].ndim}
         layers = p["layers"]
         act_grads = {k: float(v) for k, v in p["act_grads"].items()}
         for name, s in layers.items():

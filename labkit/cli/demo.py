@@ -1,0 +1,123 @@
+"""`labkit demo init|optimizers|augment|schedules`: the lectures' demonstrations as PNG files."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..activations import ACTIVATIONS
+from ..errors import LabkitError
+from ..initializers import INITIALIZERS
+from ..optimizers import OPTIMIZERS
+from ..schedules import SCHEDULES
+
+
+def _names(text: str | None, valid: list[str], what: str) -> list[str] | None:
+    if not text:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for n in names:
+        if n not in valid:
+            raise LabkitError(f"unknown {what} {n!r}; choose from: {', '.join(valid)}")
+    return names
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="write the lecture demos (init, optimizers, augment, schedules) as PNGs",
+                       description="Write a demonstration figure as PNG and print its path.")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    demos = p.add_subparsers(dest="demo", metavar="DEMO")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--out", metavar="DIR", default="demos", help="where to write the PNG (default: demos)")
+        q.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
+        q.add_argument("--seed", type=int, default=0, help="random seed")
+
+    q = demos.add_parser("init", help="activation statistics of a deep MLP per initializer (forward only)")
+    common(q)
+    q.add_argument("--activation", default="tanh", help=f"activation: {', '.join(ACTIVATIONS.names())}")
+    q.add_argument("--inits", default="zeros,small,large,xavier,kaiming",
+                   help=f"comma-separated initializers from: {', '.join(INITIALIZERS.names())}")
+    q.add_argument("--depth", type=int, default=10, help="layers (default 10)")
+    q.add_argument("--width", type=int, default=500, help="units per layer (default 500)")
+    q.add_argument("--n", type=int, default=1000, help="Gaussian inputs (default 1000)")
+    q.set_defaults(func=run_init)
+
+    q = demos.add_parser("optimizers", help="torch.optim optimizers on 2-D surfaces")
+    common(q)
+    q.add_argument("--surface", default="all", help="ravine, rosenbrock, saddle or all (default)")
+    q.add_argument("--optimizers", default="sgd,momentum,nesterov,adagrad,rmsprop,adam",
+                   help=f"comma-separated, from: {', '.join(OPTIMIZERS.names())}")
+    q.add_argument("--steps", type=int, default=None, help="steps (default: per surface)")
+    q.add_argument("--lr", type=float, default=None, help="one LR for all (default: a sensible LR per optimizer)")
+    q.set_defaults(func=run_optimizers)
+
+    q = demos.add_parser("augment", help="CIFAR images after flip, crop, cutout, mixup, cutmix")
+    common(q)
+    q.add_argument("--data", default="cifar10", help="image dataset: cifar10, cifar100, folder")
+    q.add_argument("--data-root", default=None, help="data directory (default: $LABKIT_DATA, else the cache)")
+    q.add_argument("--folder", default=None, help="with --data folder: your images, one sub-folder per class")
+    q.add_argument("--n", type=int, default=8, help="images per row (default 8)")
+    q.add_argument("--crop", type=int, default=4, help="crop padding in pixels")
+    q.add_argument("--cutout", type=int, default=12, help="cutout square in pixels")
+    q.add_argument("--mixup", type=float, default=0.4, help="mixup alpha")
+    q.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha")
+    q.set_defaults(func=run_augment)
+
+    q = demos.add_parser("schedules", help="every registered LR schedule on one axis")
+    common(q)
+    q.add_argument("--names", default=None, help=f"comma-separated schedules (default all): {', '.join(SCHEDULES.names())}")
+    q.add_argument("--epochs", type=float, default=20, help="run length in epochs (default 20)")
+    q.add_argument("--steps-per-epoch", type=int, default=50, help="steps per epoch (default 50)")
+    q.add_argument("--lr", type=float, default=0.1, help="peak LR (default 0.1)")
+    q.add_argument("--warmup", type=float, default=0.0, help="linear warmup in epochs, in front of every schedule")
+    q.set_defaults(func=run_schedules)
+
+
+def _save(fig, args: argparse.Namespace, name: str) -> int:
+    from .plot import save_figures
+
+    for path in save_figures({name: fig}, Path(args.out), args.dpi):
+        print(path)
+    return 0
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from .. import demos, plots
+
+    inits = _names(args.inits, INITIALIZERS.names(), "initializer") or ["zeros", "small", "large", "xavier", "kaiming"]
+    ACTIVATIONS.check(args.activation)
+    r = demos.init_demo(args.activation, inits, args.depth, args.width, args.n, args.seed)
+    return _save(plots.init_demo(r), args, f"init_{args.activation}")
+
+
+def run_optimizers(args: argparse.Namespace) -> int:
+    from .. import demos, plots
+
+    surfaces = list(demos.SURFACES) if args.surface == "all" else [args.surface]
+    opts = _names(args.optimizers, OPTIMIZERS.names(), "optimizer")
+    for s in surfaces:
+        r = demos.optimizer_paths(s, opts, args.steps, args.lr)
+        _save(plots.optimizer_trajectories(r), args, f"optimizers_{s}")
+    return 0
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    from .. import demos, plots
+    from ..config import DataConfig, RegConfig
+
+    reg = RegConfig(crop=args.crop, cutout=args.cutout, mixup=args.mixup, cutmix=args.cutmix)
+    data = DataConfig(dataset=args.data, root=args.data_root, folder=args.folder, subset=1000, val_size=100)
+    if args.data == "folder":
+        data.subset, data.val_size = 0, 0
+    r = demos.augment_preview(reg, data, args.n, args.seed)
+    return _save(plots.augment_preview(r), args, "augment")
+
+
+def run_schedules(args: argparse.Namespace) -> int:
+    from .. import demos, plots
+
+    names = _names(args.names, SCHEDULES.names(), "schedule")
+    curves = demos.schedule_curves(names, args.epochs, args.steps_per_epoch, args.lr, args.warmup)
+    title = (f"Learning-rate schedules: peak {args.lr:g}, {args.epochs:g} epochs of {args.steps_per_epoch} steps"
+             + (f", {args.warmup:g} warmup epochs" if args.warmup else ""))
+    return _save(plots.schedule_comparison(curves, args.steps_per_epoch, title), args, "schedules")

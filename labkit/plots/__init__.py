@@ -1,0 +1,12 @@
+"""Plots: pure functions, data in, `matplotlib.figure.Figure` out (never pyplot state, never shown).
+
+Widgets display them, the CLI saves them as PNG, notebooks show them, tests check them.
+"""
+from .demos import augment_preview, init_demo, optimizer_trajectories, schedule_comparison
+from .training import (activation_heatmap, activation_histograms, activation_stats, gradient_updates, learning_curves,
+                       lr_curve, run_figures)
+
+__all__ = [
+    "learning_curves", "lr_curve", "activation_histograms", "activation_stats", "activation_heatmap",
+    "gradient_updates", "run_figures", "init_demo", "augment_preview", "optimizer_trajectories", "schedule_comparison",
+]

@@ -1,0 +1,150 @@
+"""Figures of the lecture demonstrations computed by labkit.demos (pure: result in, Figure out)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from .training import RUN_COLORS, _draw_hist, empty_panel, new_figure
+
+
+def init_demo(result: Mapping[str, Any]) -> Figure:
+    """Histograms of every layer for every initializer (rows), then mean and std against depth."""
+    inits = result["inits"]
+    depth = int(result["depth"])
+    names = list(inits)
+    fig = new_figure(1.25 * len(names) + 3.6)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.25 * len(names) + 0.4, 3.2])
+    axes = top.subplots(len(names), depth, squeeze=False, sharex=True)
+    for r, name in enumerate(names):
+        d = inits[name]
+        lo, hi = d["range"]
+        hist = np.asarray(d["hist"], dtype=float)
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        for c in range(depth):
+            ax = axes[r, c]
+            std = d["std"][c]
+            if hist[c].sum() > 0:
+                _draw_hist(ax, hist[c], lo, hi, color, annotate=False)
+            ax.set_yticks([])
+            ax.tick_params(labelsize=7, length=2)
+            ax.text(0.03, 0.96, f"\u03c3 {std:.2g}", transform=ax.transAxes, fontsize=7, va="top",
+                    bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.7))
+            if r == 0:
+                ax.set_title(f"layer {c + 1}", fontsize=8)
+        axes[r, 0].set_ylabel(d.get("label", name), fontsize=9, rotation=0, ha="right", va="center")
+    for c in range(depth):
+        axes[-1, c].set_xticks([lo, hi] if lo < 0 < hi and depth > 6 else [lo, 0, hi] if lo < 0 < hi else [lo, hi])
+    top.supxlabel(f"{result['activation']} output value (histogram per layer; values beyond the range in the edge bins)",
+                  fontsize=9)
+    ax_m, ax_s = bottom.subplots(1, 2)
+    layers = np.arange(1, depth + 1)
+    zero_std = []
+    for r, name in enumerate(names):
+        d = inits[name]
+        color = RUN_COLORS[r % len(RUN_COLORS)]
+        ax_m.plot(layers, d["mean"], "o-", color=color, ms=3, label=d.get("label", name))
+        std = np.asarray(d["std"], dtype=float)
+        if np.all(std <= 0):
+            zero_std.append(d.get("label", name))
+        ax_s.plot(layers, np.where(std > 0, std, np.nan), "o-", color=color, ms=3, label=d.get("label", name))
+    means = np.concatenate([np.abs(np.asarray(inits[k]["mean"], dtype=float)) for k in names])
+    if np.isfinite(means).any() and np.nanmax(means) > 10:  # exploding layers: a symmetric log axis keeps the rest visible
+        ax_m.set_yscale("symlog", linthresh=1.0)
+    ax_m.set(xlabel="layer", ylabel="mean of activations", title="Mean per layer")
+    ax_s.set_yscale("log")
+    ax_s.set(xlabel="layer", ylabel="std of activations (log)", title="Std per layer: flat = the scale is kept")
+    if zero_std:
+        ax_s.text(0.02, 0.03, f"not drawn (std exactly 0 at every layer): {', '.join(zero_std)}",
+                  transform=ax_s.transAxes, fontsize=8, color="0.3")
+    for ax in (ax_m, ax_s):
+        ax.set_xticks(layers)
+        ax.grid(alpha=0.3)
+    bottom.legend(handles=ax_m.get_lines(), loc="outside right center", fontsize=8, title="initializer",
+                  title_fontsize=8)
+    fig.suptitle(f"Weight initialization: a {depth}-layer, {result['width']}-unit {result['activation']} MLP on "
+                 f"{result['n']} Gaussian inputs (forward only)", fontsize=11)
+    return fig
+
+
+def augment_preview(result: Mapping[str, Any]) -> Figure:
+    """A grid of the same images under each augmentation (rows), each titled with its (soft) label."""
+    rows = result["rows"]
+    n = len(rows[0]["images"]) if rows else 0
+    fig = new_figure(1.3 * len(rows) + 0.5, width=min(10.0, 1.1 * n + 1.8))
+    if not rows or n == 0:
+        empty_panel(fig.subplots(), "no images")
+        return fig
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(np.clip(row["images"][c], 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(row["labels"][c], fontsize=7, pad=2)
+        label = row["name"] + ("\n" + row["detail"].replace(", ", "\n") if row.get("detail") else "")
+        axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"Data augmentation on {result.get('dataset', 'CIFAR')} training images (labels: soft targets)",
+                 fontsize=11)
+    return fig
+
+
+def optimizer_trajectories(result: Mapping[str, Any]) -> Figure:
+    """Optimizer paths on the surface's contour plot, and the loss of each against the step."""
+    fig = new_figure(4.8)
+    ax, ax_l = fig.subplots(1, 2, width_ratios=[1.35, 1])
+    X, Y = np.meshgrid(result["x"], result["y"])
+    Z = np.asarray(result["z"], dtype=float)
+    if result.get("log"):
+        zmin = Z.min()
+        shifted = Z - zmin + 1e-2
+        levels = np.logspace(np.log10(shifted.min()), np.log10(shifted.max()), 25)
+        ax.contourf(X, Y, shifted, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55)
+        ax.contour(X, Y, shifted, levels=levels, norm=LogNorm(), colors="0.55", linewidths=0.4)
+    else:
+        levels = np.linspace(Z.min(), np.quantile(Z, 0.95), 25)
+        ax.contourf(X, Y, Z, levels=levels, cmap="Greys_r", alpha=0.55, extend="max")
+        ax.contour(X, Y, Z, levels=levels, colors="0.55", linewidths=0.4)
+    x0, x1, y0, y1 = result["x"][0], result["x"][-1], result["y"][0], result["y"][-1]
+    for k, (name, path) in enumerate(result["paths"].items()):
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        p = np.asarray(path)
+        loss = np.asarray(result["losses"][name])
+        ax.plot(p[:, 0], p[:, 1], "-", color=color, lw=1.6, marker="o", ms=2, label=f"{name} (lr {result['lrs'][name]:g})")
+        ax.plot(p[-1, 0], p[-1, 1], "o", color=color, ms=6, mec="black")
+        ax_l.plot(np.arange(len(loss)), loss - (np.nanmin(result["z"]) if result.get("log") else 0), color=color, lw=1.5,
+                  label=name)
+    ax.plot(*result["start"], "k^", ms=8, label="start")
+    for m in result["minima"]:
+        ax.plot(*m, "*", color="gold", mec="black", ms=13)
+    for m in result.get("saddles", []):
+        ax.plot(*m, "X", color="white", mec="black", ms=9)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set(xlabel="x", ylabel="y", title=result["formula"])
+    ax.legend(fontsize=7, loc="lower right" if result["surface"] != "rosenbrock" else "lower left", framealpha=0.9)
+    vals = np.concatenate([ln.get_ydata() for ln in ax_l.get_lines()])
+    vals = vals[np.isfinite(vals)]
+    if result.get("log") or (vals.size and vals.min() > 0 and vals.max() / max(vals.min(), 1e-300) > 100):
+        ax_l.set_yscale("log")
+        ylabel = "f (log)"
+    else:
+        ylabel = "f(x, y)"
+    ax_l.set(xlabel="step", ylabel=ylabel, title="Loss against step")
+    ax_l.grid(alpha=0.3)
+    fig.suptitle(f"torch.optim optimizers on the {result['surface']} surface, {result['steps']} steps "
+                 "(gold star: minimum" + (", white X: saddle point" if result.get("saddles") else "") + ")", fontsize=11)
+    return fig
+
+
+def schedule_comparison(curves: Mapping[str, Any], steps_per_epoch: int | None = None, title: str | None = None) -> Figure:
+    """Every schedule of labkit.demos.schedule_curves on one axis (linear, and log when they span decades)."""
+    from .training import lr_curve
+
+    fig = lr_curve(curves, steps_per_epoch)
+    fig.suptitle(title or "Learning-rate schedules (same code as training)", fontsize=11)
+    return fig

@@ -1,0 +1,431 @@
+"""Plots of training runs: learning curves, the LR, and what the probes saw inside the network.
+
+Every function is pure: data in, `matplotlib.figure.Figure` out (no pyplot
+state, nothing shown). Figures are sized for a notebook (10 inches at 100
+dpi); missing data (a run without probes, a killed run, a NaN layer) is drawn
+as far as it exists and named in the figure's text.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..probes import ProbeHistory, read_probes
+
+WIDTH = 10.0  # inches: notebook width at 100 dpi
+RUN_COLORS = colormaps["tab10"].colors
+UPDATE_BAND = (3e-4, 3e-3)  # the lectures' rule of thumb: update/weight ratio near 1e-3
+
+
+def new_figure(height: float, width: float = WIDTH) -> Figure:
+    """A Figure with constrained layout, not attached to pyplot."""
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def layer_colors(n: int) -> list:
+    """Colours for n layers in network order: dark (input side) to light (output side)."""
+    cmap = colormaps["viridis"]
+    return [cmap(0.05 + 0.85 * i / max(1, n - 1)) for i in range(n)]
+
+
+def empty_panel(ax, text: str) -> None:
+    """Mark an axes as having nothing to show, with the reason."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.35", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def spans_decades(values: Any, ratio: float = 30.0) -> bool:
+    """True when the positive finite values span more than `ratio` (worth a log axis)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return v.size > 1 and v.max() / v.min() > ratio
+
+
+def ema(values: Sequence[float], smooth: float) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing); NaNs are skipped."""
+    out = np.full(len(values), np.nan)
+    acc, weight = 0.0, 0.0
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            continue
+        acc = smooth * acc + (1 - smooth) * v
+        weight = smooth * weight + (1 - smooth)
+        out[i] = acc / weight
+    return out
+
+
+def _f(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+# -- learning curves --------------------------------------------------------------
+def learning_curves(runs: Mapping[str, list[dict]], smooth: float = 0.9) -> Figure:
+    """Loss and accuracy against epochs for one or more runs (rows as in metrics.jsonl).
+
+    Step rows draw a faint raw line and an EMA-smoothed line (train); epoch rows
+    draw markers (train mean: hollow squares, validation: filled circles). The
+    chance level (ln C for the loss, 1/C for accuracy) is dotted when known.
+    """
+    fig = new_figure(4.4)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    notes, classes, any_data = [], None, False
+    handles = []
+    for k, (label, rows) in enumerate(runs.items()):
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        steps = [r for r in rows if r.get("kind") == "step"]
+        epochs = [r for r in rows if r.get("kind") == "epoch"]
+        start = next((r for r in rows if r.get("kind") == "start"), None)
+        end = next((r for r in rows if r.get("kind") == "end"), None)
+        if start:
+            classes = start.get("classes", classes)
+        if steps:
+            any_data = True
+            x = np.array([_f(r.get("epoch")) for r in steps])
+            loss = np.array([_f(r.get("loss")) for r in steps])
+            acc = np.array([_f(r.get("acc")) for r in steps])
+            for ax, y in ((ax_loss, loss), (ax_acc, acc)):
+                ax.plot(x, y, color=color, alpha=0.18, lw=0.8)
+                ax.plot(x, ema(y, smooth), color=color, lw=1.8)
+        if epochs:
+            any_data = True
+            x = np.array([_f(r.get("epoch")) for r in epochs])
+            for ax, tr, va in ((ax_loss, "train_loss", "val_loss"), (ax_acc, "train_acc", "val_acc")):
+                ax.plot(x, [_f(r.get(tr)) for r in epochs], "s", mfc="white", color=color, ms=5)
+                ax.plot(x, [_f(r.get(va)) for r in epochs], "o--", color=color, ms=5, lw=1.0)
+        handles.append(Line2D([], [], color=color, lw=2, label=label))
+        if end is None:
+            last = steps[-1]["step"] if steps else 0
+            total = start.get("total_steps") if start else None
+            notes.append(f"{label}: no end record after step {last}" + (f" of {total}" if total else "")
+                         + " (still running, or killed)")
+        elif end.get("status") not in (None, "completed"):
+            notes.append(f"{label}: {end.get('status')} - {str(end.get('message', ''))[:90]}")
+    if not any_data:
+        for ax in (ax_loss, ax_acc):
+            empty_panel(ax, "no steps recorded yet")
+    else:
+        if classes and classes > 1:
+            ax_loss.axhline(math.log(classes), color="0.4", ls=":", lw=1)
+            ax_loss.annotate(f"chance: ln {classes} = {math.log(classes):.2f}", (0.99, math.log(classes)),
+                             xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8, color="0.3")
+            ax_acc.axhline(1 / classes, color="0.4", ls=":", lw=1)
+            ax_acc.annotate(f"chance: 1/{classes}", (0.99, 1 / classes), xycoords=("axes fraction", "data"),
+                            ha="right", va="bottom", fontsize=8, color="0.3")
+        ys = [ln.get_ydata() for ln in ax_loss.get_lines()]
+        if ys and spans_decades(np.concatenate([np.asarray(y, dtype=float) for y in ys]), ratio=8):
+            ax_loss.set_yscale("log")
+        ax_acc.set_ylim(-0.02, 1.02)
+        style = [Line2D([], [], color="0.3", lw=1.8, label=f"train, per step (EMA {smooth:g})"),
+                 Line2D([], [], color="0.3", marker="s", mfc="white", ls="none", label="train, epoch mean"),
+                 Line2D([], [], color="0.3", marker="o", ls="--", label="validation, per epoch")]
+        ax_acc.legend(handles=style + (handles if len(handles) > 1 else []), fontsize=8, loc="lower right")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (nats)", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (fraction correct)", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    title = "Learning curves" + (f": {next(iter(runs))}" if len(runs) == 1 else f" of {len(runs)} runs")
+    fig.suptitle(title + ("\n" + "\n".join(notes) if notes else ""), fontsize=11)
+    return fig
+
+
+# -- learning rate ------------------------------------------------------------------
+def lr_curve(curves: Mapping[str, Sequence[float]], steps_per_epoch: int | None = None) -> Figure:
+    """LR against steps (or epochs when steps_per_epoch is given) for one or more schedules.
+
+    A second, log-scale panel is added when the LRs span more than two decades,
+    so warmup starts and annealing tails stay readable.
+    """
+    all_v = np.concatenate([np.asarray(c, dtype=float) for c in curves.values()]) if curves else np.array([])
+    log = spans_decades(all_v, ratio=100)
+    fig = new_figure(4.0)
+    axes = list(fig.subplots(1, 2)) if log else [fig.subplots(1, 1)]
+    unit = "epoch" if steps_per_epoch else "step"
+    for k, (name, c) in enumerate(curves.items()):
+        y = np.asarray(c, dtype=float)
+        x = np.arange(len(y)) / steps_per_epoch if steps_per_epoch else np.arange(len(y))
+        for ax in axes:
+            ax.plot(x, y, lw=1.6, label=name, color=RUN_COLORS[k % len(RUN_COLORS)], ls="-" if k % 2 == 0 else "--")
+    if not curves or all_v.size == 0:
+        empty_panel(axes[0], "no learning-rate values (the run took no steps)")
+    axes[0].set(xlabel=unit, ylabel="learning rate", title="Learning rate" + (" (linear)" if log else ""))
+    if log:
+        axes[1].set_yscale("log")
+        axes[1].set(xlabel=unit, ylabel="learning rate (log scale)", title="Learning rate (log)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    if curves and all_v.size:
+        if len(curves) > 1:
+            fig.legend(handles=axes[0].get_lines(), loc="outside right upper", fontsize=8)
+        else:
+            axes[0].set_title(f"{axes[0].get_title()}: {next(iter(curves))}", fontsize=10)
+    return fig
+
+
+# -- probes: one snapshot --------------------------------------------------------------
+def _grid(n: int, ncols: int = 5) -> tuple[int, int]:
+    ncols = max(1, min(ncols, n))
+    return math.ceil(n / ncols), ncols
+
+
+def _step_label(history: ProbeHistory, i: int) -> str:
+    ep = history.epochs[i]
+    return f"step {history.steps[i]}" + (f" (epoch {ep:.2f})" if math.isfinite(ep) else "")
+
+
+def _draw_hist(ax, counts: np.ndarray, lo: float, hi: float, color, annotate: bool = True) -> None:
+    """Bars as fractions of the values; a spike that would flatten the rest is clipped and labelled."""
+    total = counts.sum()
+    frac = counts / total if total > 0 else counts
+    edges = np.linspace(lo, hi, len(counts) + 1)
+    ax.stairs(frac, edges, fill=True, color=color, alpha=0.85)
+    srt = np.sort(frac)
+    if annotate and len(srt) > 2 and srt[-2] > 0 and srt[-1] > 4 * srt[-2]:
+        top = srt[-2] * 2.2
+        ax.set_ylim(0, top)
+        j = int(np.argmax(frac))
+        ax.annotate(f"{frac[j]:.0%}\u2191", ((edges[j] + edges[j + 1]) / 2, top), ha="center", va="top",
+                    fontsize=8, color="C3")
+    pad = 0.03 * (hi - lo)  # a little margin so mass piled in an edge bin is not hidden by the frame
+    ax.set_xlim(lo - pad, hi + pad)
+
+
+def activation_histograms(history: ProbeHistory, index: int = -1) -> Figure:
+    """Per-layer histograms of one probe snapshot, mean and std in each title (the lectures' init slides)."""
+    if len(history) == 0 or not history.layers:
+        fig = new_figure(3.0)
+        empty_panel(fig.subplots(), "no probe snapshots in this run\n(probes off: train with --probe-every 25)")
+        fig.suptitle("Activation histograms")
+        return fig
+    i = index % len(history)
+    snap = history.snapshot(i)
+    layers = [l for l in history.layers if l in snap] or history.layers
+    rows, cols = _grid(len(layers))
+    fig = new_figure(1.0 + 2.2 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    colors = layer_colors(len(history.layers))
+    for k, name in enumerate(layers):
+        ax = axes[k]
+        s = snap.get(name) or {}
+        counts = np.asarray([0 if c is None else c for c in s.get("hist") or []], dtype=float)
+        lo, hi = _f(s.get("lo")), _f(s.get("hi"))
+        mean, std = _f(s.get("mean")), _f(s.get("std"))
+        if counts.size == 0 or counts.sum() == 0 or not (math.isfinite(lo) and math.isfinite(hi)):
+            empty_panel(ax, "no finite values\n(NaN/inf)")
+        else:
+            _draw_hist(ax, counts, lo, hi, colors[history.layers.index(name)])
+        ax.set_title(f"{k + 1}. {name} ({s.get('activation', '?')})\nmean {mean:.3g}  std {std:.3g}", fontsize=9)
+        extra = []
+        if s.get("dead") is not None and math.isfinite(_f(s.get("dead"))):
+            extra.append(f"dead {_f(s['dead']):.0%}")
+        if s.get("saturated") is not None and math.isfinite(_f(s.get("saturated"))):
+            extra.append(f"saturated {_f(s['saturated']):.0%}")
+        if extra:
+            ax.text(0.97, 0.95, "\n".join(extra), transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.8", alpha=0.8))
+        ax.tick_params(labelsize=8)
+        if k % cols == 0:
+            ax.set_ylabel("fraction of values", fontsize=9)
+        if k >= len(layers) - cols:
+            ax.set_xlabel("activation value", fontsize=9)
+    for ax in axes[len(layers):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Activations on the probe batch at {_step_label(history, i)}"
+                 "  (values beyond the range are counted in the edge bins)", fontsize=11)
+    return fig
+
+
+# -- probes: over training ----------------------------------------------------------------
+def _layer_legend(fig, axes, names: Sequence[str], colors: Sequence) -> None:
+    handles = [Line2D([], [], color=c, lw=2, label=n) for n, c in zip(names, colors)]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="layer (input to output)",
+               title_fontsize=8)
+
+
+def _steps_note(history: ProbeHistory) -> str:
+    return f"{len(history)} snapshots, steps {history.steps[0]}-{history.steps[-1]}" if len(history) else ""
+
+
+def _plot_series(ax, x, y, color, label=None, ls="-") -> None:
+    ax.plot(x, y, ls, color=color, lw=1.5, label=label, marker="o" if len(x) < 12 else None, ms=3)
+
+
+def activation_stats(history: ProbeHistory) -> Figure:
+    """Mean and std of each layer's activations over training, and the fractions of dead and saturated units."""
+    fig = new_figure(8.0)
+    ax_mean, ax_std, ax_frac = fig.subplots(3, 1, sharex=True)
+    if len(history) == 0 or not history.layers:
+        for ax in (ax_mean, ax_std, ax_frac):
+            empty_panel(ax, "no probe snapshots in this run (probes off: train with --probe-every 25)")
+        fig.suptitle("Activation statistics over training")
+        return fig
+    x = np.asarray(history.steps)
+    colors = layer_colors(len(history.layers))
+    stds = []
+    has_dead = has_sat = False
+    for name, c in zip(history.layers, colors):
+        _plot_series(ax_mean, x, history.series(name, "mean"), c)
+        s = history.series(name, "std")
+        stds.append(s)
+        _plot_series(ax_std, x, s, c)
+        dead, sat = history.series(name, "dead"), history.series(name, "saturated")
+        fam = history.activation(name)
+        if np.isfinite(sat).any():
+            has_sat = True
+            _plot_series(ax_frac, x, sat, c, ls="--")
+        if np.isfinite(dead).any() and (fam not in ("tanh", "sigmoid") or np.nanmax(dead) > 0):
+            has_dead = True
+            _plot_series(ax_frac, x, dead, c)
+    if spans_decades(np.concatenate(stds), ratio=20):
+        ax_std.set_yscale("log")
+    ax_mean.axhline(0, color="0.5", lw=0.8)
+    ax_mean.set(ylabel="mean activation", title="Mean per layer (0 = zero-centred)")
+    ax_std.set(ylabel="std of activations", title="Spread per layer (shrinking to 0 = collapse; flat = healthy)")
+    ax_frac.set(xlabel="training step", ylabel="fraction of units", ylim=(-0.03, 1.03),
+                title="Dead units (solid: never above 0 [ReLU family] / always 0, on the whole probe batch) "
+                      "and saturated values (dashed)")
+    if not (has_dead or has_sat):
+        ax_frac.text(0.5, 0.5, "no dead or saturated fractions recorded", ha="center", transform=ax_frac.transAxes,
+                     color="0.4")
+    for ax in (ax_mean, ax_std, ax_frac):
+        ax.grid(alpha=0.3)
+    _layer_legend(fig, [ax_mean], history.layers, colors)
+    fig.suptitle(f"Activation statistics over training ({_steps_note(history)})", fontsize=11)
+    return fig
+
+
+def activation_heatmap(history: ProbeHistory) -> Figure:
+    """Histogram of each layer's activations over time, log colour (fastai's "colorful dimension")."""
+    if len(history) == 0 or not history.layers:
+        fig = new_figure(3.0)
+        empty_panel(fig.subplots(), "no probe snapshots in this run\n(probes off: train with --probe-every 25)")
+        fig.suptitle("Activation histograms over training")
+        return fig
+    rows, cols = _grid(len(history.layers), 4)
+    fig = new_figure(1.2 + 2.1 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    steps = np.asarray(history.steps, dtype=float)
+    # cell edges halfway between snapshots, so an irregular last snapshot gets its own column
+    mids = (steps[1:] + steps[:-1]) / 2 if len(steps) > 1 else np.array([])
+    first = steps[0] - (mids[0] - steps[0] if len(mids) else 0.5)
+    last = steps[-1] + (steps[-1] - mids[-1] if len(mids) else 0.5)
+    xedges = np.concatenate([[first], mids, [last]])
+    norm = LogNorm(vmin=1e-4, vmax=1.0)
+    mesh = None
+    for k, name in enumerate(history.layers):
+        ax = axes[k]
+        h, (lo, hi) = history.hist(name)
+        tot = h.sum(axis=1, keepdims=True)
+        frac = np.divide(h, tot, out=np.zeros_like(h), where=tot > 0)
+        if h.size == 0 or not (math.isfinite(lo) and math.isfinite(hi)):
+            empty_panel(ax, "no histogram")
+        else:
+            yedges = np.linspace(lo, hi, h.shape[1] + 1)
+            mesh = ax.pcolormesh(xedges, yedges, np.ma.masked_less_equal(frac.T, 0), norm=norm, cmap="magma",
+                                 shading="flat", rasterized=True)
+            ax.set_facecolor("black")
+        ax.set_title(f"{k + 1}. {name} ({history.activation(name)})", fontsize=9)
+        ax.tick_params(labelsize=8)
+        if k % cols == 0:
+            ax.set_ylabel("activation value", fontsize=9)
+        if k >= len(history.layers) - cols:
+            ax.set_xlabel("training step", fontsize=9)
+    for ax in axes[len(history.layers):]:
+        ax.set_visible(False)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=list(axes[:len(history.layers)]), label="fraction of values in bin (log)", shrink=0.9)
+    fig.suptitle("Activation histograms over training: bright = many values; a band pinned at 0 = dead or collapsed, "
+                 "at the edges = saturated", fontsize=10)
+    return fig
+
+
+def _weight_params(history: ProbeHistory) -> list[str]:
+    out = []
+    for p in history.params:
+        nd = history.param_series(p, "ndim")
+        nd_v = np.nanmax(nd) if np.isfinite(nd).any() else (2 if p.endswith("weight") else 1)
+        if nd_v > 1:
+            out.append(p)
+    return out
+
+
+def gradient_updates(history: ProbeHistory) -> Figure:
+    """Gradient norms (weights and activations) and update/weight ratios over training, log scale, 1e-3 band."""
+    fig = new_figure(9.0)
+    ax_g, ax_a, ax_u = fig.subplots(3, 1, sharex=True)
+    if len(history) == 0 or not history.params:
+        for ax in (ax_g, ax_a, ax_u):
+            empty_panel(ax, "no probe snapshots in this run (probes off: train with --probe-every 25)")
+        fig.suptitle("Gradients and updates")
+        return fig
+    x = np.asarray(history.steps)
+    weights = _weight_params(history)
+    colors = layer_colors(len(weights))
+    for p, c in zip(weights, colors):
+        _plot_series(ax_g, x, history.param_series(p, "grad_norm"), c, label=p)
+        _plot_series(ax_u, x, history.param_series(p, "update_ratio"), c, label=p)
+    lc = layer_colors(len(history.layers))
+    for name, c in zip(history.layers, lc):
+        _plot_series(ax_a, x, history.series(name, "act_grad_norm"), c, label=name)
+    for ax, what in ((ax_g, "gradient norm"), (ax_a, "gradient norm"), (ax_u, "update / weight")):
+        vals = np.concatenate([ln.get_ydata() for ln in ax.get_lines()]) if ax.get_lines() else np.array([])
+        if (np.asarray(vals, dtype=float) > 0).any():
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, f"no positive {what} values recorded", ha="center", transform=ax.transAxes, color="0.4")
+        ax.grid(alpha=0.3, which="major")
+    ax_u.axhspan(*UPDATE_BAND, color="tab:green", alpha=0.15, lw=0)
+    ax_u.axhline(1e-3, color="tab:green", ls="--", lw=1)
+    ax_u.annotate("1e-3: rule of thumb", (0.005, 1e-3), xycoords=("axes fraction", "data"), va="bottom",
+                  fontsize=8, color="darkgreen")
+    ax_g.set(ylabel="||dL/dW|| (log)", title="Weight gradient norm per weight tensor (biases and norm gains omitted)")
+    ax_a.set(ylabel="||dL/da|| (log)", title="Gradient norm at each activation's output (the step's training batch)")
+    ax_u.set(xlabel="training step", ylabel="||dW|| / ||W|| (log)",
+             title="Update / weight ratio of the step taken (green band: 3e-4 to 3e-3)")
+    ax_g.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, title="weight tensor", title_fontsize=8)
+    ax_a.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, title="layer", title_fontsize=8)
+    fig.suptitle(f"Gradients and updates ({_steps_note(history)})", fontsize=11)
+    return fig
+
+
+# -- everything about one run --------------------------------------------------------------
+def run_figures(run_dir: str | os.PathLike) -> dict[str, Figure]:
+    """Every figure of a run directory, by name; a partial or probe-less run draws what exists and says what is missing."""
+    from ..runs import load_run
+
+    rec = load_run(run_dir)
+    rows = rec.metrics
+    history = read_probes(rec.dir)
+    start = next((r for r in rows if r.get("kind") == "start"), {})
+    status = rec.status
+    notes = []
+    if status in ("killed", "running"):
+        last = max((r.get("step", 0) for r in rows if r.get("kind") == "step"), default=0)
+        total = start.get("total_steps")
+        notes.append(f"run {status} at step {last}" + (f" of {total}" if total else "") + ": drawing what was recorded")
+    if len(history) == 0:
+        every = rec.config.probe.every if rec.config is not None else None
+        why = "probes were off (probe.every=0)" if every == 0 else "the run ended before its first probe snapshot"
+        notes.append(f"no probe snapshots: {why}; train with --probe-every 25 to see inside the network")
+    figs: dict[str, Figure] = {}
+    lc = learning_curves({rec.id: rows})
+    if notes:
+        lc.suptitle(lc._suptitle.get_text() + "\n" + "\n".join(notes), fontsize=10)
+    figs["learning_curves"] = lc
+    lrs = [_f(r.get("lr")) for r in rows if r.get("kind") == "step"]
+    figs["lr"] = lr_curve({rec.id: lrs} if lrs else {}, start.get("steps_per_epoch"))
+    if len(history):
+        figs["activations_first"] = activation_histograms(history, 0)
+        if len(history) > 1:
+            figs["activations_last"] = activation_histograms(history, -1)
+        figs["activation_stats"] = activation_stats(history)
+        figs["activation_heatmap"] = activation_heatmap(history)
+        figs["gradients"] = gradient_updates(history)
+    return figs
