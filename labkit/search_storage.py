@@ -70,11 +70,12 @@ def open_storage(storage: Any) -> "optuna.storages.BaseStorage":
     if not isinstance(storage, str) or not storage.strip():
         raise LabkitError(f"storage {storage!r} is not a journal file path or a database URL; "
                           f"give e.g. runs/search.journal or postgresql://user@host/db")
-    url = storage.strip()
+    url = given = storage.strip()
     if "://" in url:
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith(("postgresql", "postgres")):
             engine_kwargs["connect_args"] = {"connect_timeout": 5}  # an unreachable host fails fast
+            url = _postgres_driver(url)
         try:
             with warnings.catch_warnings():  # the heartbeat API is marked experimental; it is what we want
                 warnings.simplefilter("ignore")
@@ -82,7 +83,7 @@ def open_storage(storage: Any) -> "optuna.storages.BaseStorage":
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
         except Exception as e:  # sqlalchemy's errors are many lines; keep the first that says why
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-            raise LabkitError(f"cannot reach the study storage {_redact(url)}: {first}; check the URL, that the "
+            raise LabkitError(f"cannot reach the study storage {_redact(given)}: {first}; check the URL, that the "
                               f"server is running and the database exists") from None
     path = Path(url)
     try:
@@ -91,6 +92,20 @@ def open_storage(storage: Any) -> "optuna.storages.BaseStorage":
     except OSError as e:
         raise LabkitError(f"cannot open the study journal {path}: {e.strerror}; choose another --storage or --out") from None
     return JournalStorage(backend)
+
+
+def _postgres_driver(url: str) -> str:
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; use psycopg2 (labkit's dev extra) when that is what exists
+    import importlib.util
+
+    scheme, rest = url.split("://", 1)
+    if "+" in scheme:
+        return url
+    if importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is None:
+            raise LabkitError(f"no PostgreSQL driver for {_redact(url)}; install one: pip install psycopg2-binary")
+        return f"postgresql+psycopg2://{rest}"
+    return f"postgresql+psycopg://{rest}"
 
 
 def storage_url(storage: Any, out: str, workers: int) -> Any:

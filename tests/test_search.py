@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def spirals(tmp_path: Path, **over) -> Config:
     cfg = Config().replace(**{"data.dataset": "spirals", "model.kind": "mlp", "train.epochs": 2,
                               "reg.label_smoothing": 0.0, "optim.weight_decay": 0.0, "train.threads": 1,
-                              "train.out": str(tmp_path / "runs"), "train.test": False})
+                              "train.out": str(tmp_path / "runs"), "train.test": False, "probe.every": 0})
     return cfg.replace(**over)
 
 

@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.space:
             raise LabkitError(f"give the space to search with --space (repeatable); {search.SYNTAX}")
         base = config_from_args(args)
+        if args.cfg_probe__every is None and not args.config and not any(x.startswith("probe.every") for x in args.set):
+            base.probe.every = 0  # a search wants scores; probes stay on only when asked for (--probe-every)
         space = search.Space.parse(args.space, base=base)
     samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
     for s in samplers:
