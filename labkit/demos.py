@@ -136,7 +136,7 @@ def augment_preview(reg_cfg: RegConfig | None = None, data_cfg: DataConfig | Non
         {"name": "original", "detail": "", "images": show_u8(x8), "labels": hard},
         {"name": "flip", "detail": "mirrored" + ("" if reg.flip else " (off in config)"), "images": show_u8(flipped),
          "labels": hard},
-        {"name": "crop", "detail": f"pad {pad} px, crop" + ("" if reg.crop > 0 else " (off in config)"),
+        {"name": "crop", "detail": f"reflect-pad {pad} px" + ("" if reg.crop > 0 else " (off in config)"),
          "images": show_u8(augment.crop(x8, pad, gen)), "labels": hard},
     ]
     xf = data.to_input(x8)
