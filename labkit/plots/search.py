@@ -253,8 +253,19 @@ def param_importances(importances: dict[str, float], title: str = "parameter imp
     return fig
 
 
+def _ema(ys: Sequence[float], beta: float) -> list[float]:
+    out, m = [], None
+    for y in ys:
+        if y is None or not math.isfinite(y):
+            out.append(y)
+            continue
+        m = y if m is None else beta * m + (1 - beta) * y
+        out.append(m)
+    return out
+
+
 def trial_curves(curves: dict[int, dict[str, Any]], metric: str = "loss", title: str | None = None,
-                 label_params: Sequence[str] = ()) -> Figure:
+                 label_params: Sequence[str] = (), smooth: float = 0.95) -> Figure:
     """Learning curves of trials: running ones in colour (drawn live), finished ones in grey."""
     fig = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -262,6 +273,8 @@ def trial_curves(curves: dict[int, dict[str, Any]], metric: str = "loss", title:
     for n, c in sorted(curves.items()):
         if not c["x"]:
             continue
+        if metric == "loss":  # per-step losses of small batches are noisy; show their moving average
+            c = dict(c, y=_ema(c["y"], smooth))
         if c.get("running"):
             desc = ", ".join(f"{p}={c['params'][p]:.3g}" if isinstance(c["params"].get(p), float) else
                              f"{p}={c['params'].get(p)}" for p in label_params if p in c["params"])
@@ -274,7 +287,7 @@ def trial_curves(curves: dict[int, dict[str, Any]], metric: str = "loss", title:
             ax.plot(c["x"], c["y"], lw=0.9, color="#d62728" if bad else "0.65", alpha=0.7,
                     ls="--" if bad else "-", zorder=2)
     if metric == "loss":
-        ax.set_ylabel("training loss (per step)")
+        ax.set_ylabel(f"training loss (moving average, beta {smooth:g})")
         ys = [v for c in curves.values() for v in c["y"] if v is not None and math.isfinite(v)]
         if ys:
             ax.set_ylim(0, min(max(ys), 4 * float(np.median(ys)) + 1e-9) * 1.05)

@@ -1,0 +1,283 @@
+"""The lab's Search tab: ranges, sampler and budget as widgets; the search runs on a background thread.
+
+Thin by design: the widgets build a Space (from spec strings) and a Config, and
+call labkit.search; what is drawn comes from labkit.search (trial rows, curves)
+and labkit.plots.search. Points appear as trials finish, the learning curves of
+running trials are redrawn every second from their metrics.jsonl, Stop ends the
+running trial cleanly, and Compare runs grid and random at the same budget.
+"""
+from __future__ import annotations
+
+import html
+import io
+import threading
+from typing import Any, Callable
+
+import ipywidgets as W
+
+from ..config import Config, config_paths
+from ..errors import LabkitError
+
+KINDS = ("log", "linear", "choice")
+DEFAULT_RANGES = (("optim.lr", "log", "1e-3", "1", ""), ("model.dropout", "linear", "0", "0.5", ""))
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
+
+
+def _searchable_paths() -> list[str]:
+    return [p for p, t in config_paths().items() if "list" not in str(t)]
+
+
+class RangeRow:
+    """One searched parameter: config path, kind (log / linear / choice), low and high, or choices."""
+
+    def __init__(self, path: str = "optim.lr", kind: str = "log", low: str = "1e-3", high: str = "1",
+                 choices: str = "", on_remove: Callable[["RangeRow"], None] | None = None):
+        self.path = W.Dropdown(options=_searchable_paths(), value=path, layout=W.Layout(width="210px"))
+        self.kind = W.Dropdown(options=KINDS, value=kind, layout=W.Layout(width="90px"))
+        self.low = W.Text(value=low, placeholder="low", layout=W.Layout(width="80px"))
+        self.high = W.Text(value=high, placeholder="high", layout=W.Layout(width="80px"))
+        self.choices = W.Text(value=choices, placeholder="a,b,c", layout=W.Layout(width="164px"))
+        self.remove = W.Button(icon="trash", tooltip="remove this range", layout=W.Layout(width="36px"))
+        self.remove.on_click(lambda _: on_remove and on_remove(self))
+        self.kind.observe(lambda _: self._show(), names="value")
+        self.widget = W.HBox([self.path, self.kind, self.low, self.high, self.choices, self.remove])
+        self._show()
+
+    def _show(self) -> None:
+        choice = self.kind.value == "choice"
+        self.low.layout.display = self.high.layout.display = "none" if choice else ""
+        self.choices.layout.display = "" if choice else "none"
+
+    def spec(self) -> str:
+        """The --space text this row stands for."""
+        if self.kind.value == "choice":
+            return f"{self.path.value}={self.choices.value.strip()}"
+        prefix = "log:" if self.kind.value == "log" else ""
+        return f"{self.path.value}={prefix}{self.low.value.strip()}:{self.high.value.strip()}"
+
+
+class SearchTab:
+    """The Search tab; `.widget` is the ipywidgets container the lab shows."""
+
+    def __init__(self, base: Config | Callable[[], Config] | None = None, out: str = "runs"):
+        self._base = base
+        self.out = out
+        self.rows: list[RangeRow] = []
+        self.rows_box = W.VBox()
+        add = W.Button(description="add range", icon="plus")
+        add.on_click(lambda _: self.add_range("optim.weight_decay", "choice", choices="0,1e-5,1e-4"))
+        for path, kind, low, high, choices in DEFAULT_RANGES:
+            self.add_range(path, kind, low, high, choices)
+        self.sampler = W.Dropdown(options=["random", "grid", "tpe"], value="random", description="sampler")
+        self.trials = W.BoundedIntText(value=9, min=1, max=10000, description="budget")
+        self.epochs = W.BoundedFloatText(value=2, min=0.1, max=1000, step=1, description="epochs")
+        self.subset = W.BoundedIntText(value=1000, min=0, max=50000, description="subset")
+        self.workers = W.BoundedIntText(value=1, min=1, max=64, description="workers")
+        self.pruner = W.Dropdown(options=["none", "median", "hyperband"], value="none", description="pruner")
+        self.study = W.Text(value="lab", description="study")
+        self.run_btn = W.Button(description="Search", button_style="primary", icon="play")
+        self.stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.compare_btn = W.Button(description="Grid vs random", icon="th",
+                                    tooltip="run grid and random search at the same budget and compare them")
+        self.preview_btn = W.Button(description="Preview points", icon="eye",
+                                    tooltip="where grid and random would put their trials (no training)")
+        self.run_btn.on_click(lambda _: self.start("search"))
+        self.compare_btn.on_click(lambda _: self.start("compare"))
+        self.stop_btn.on_click(lambda _: self.stop())
+        self.preview_btn.on_click(lambda _: self.preview())
+        self.status = W.HTML("Define ranges, pick a sampler and a budget, press Search.")
+        self.scores = W.Image(format="png")
+        self.curves = W.Image(format="png")
+        self.compare = W.Image(format="png")
+        self.best = W.Image(format="png")
+        self.table = W.HTML()
+        self.warnings = W.HTML()
+        self.widget = W.VBox([
+            W.HTML("<b>Ranges</b> (log for learning rates and weight decay; choices for names)"),
+            self.rows_box, add,
+            W.HBox([W.VBox([self.sampler, self.trials, self.pruner]), W.VBox([self.epochs, self.subset]),
+                    W.VBox([self.workers, self.study])]),
+            W.HBox([self.run_btn, self.stop_btn, self.compare_btn, self.preview_btn]),
+            self.status, self.warnings, self.curves, self.scores, self.compare, self.best, self.table,
+        ])
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._storage: Any = None
+        self._names: list[str] = []
+
+    # -- building the search from the widgets ------------------------------------------------------------------
+    def add_range(self, path: str, kind: str = "linear", low: str = "", high: str = "", choices: str = "") -> RangeRow:
+        """Add one range row (also what the 'add range' button does)."""
+        row = RangeRow(path, kind, low, high, choices, on_remove=self._remove)
+        self.rows.append(row)
+        self.rows_box.children = [r.widget for r in self.rows]
+        return row
+
+    def _remove(self, row: RangeRow) -> None:
+        self.rows.remove(row)
+        self.rows_box.children = [r.widget for r in self.rows]
+
+    def base_config(self) -> Config:
+        """The lab's current config with this tab's epochs and subset (probes off: a search wants scores)."""
+        base = self._base() if callable(self._base) else (self._base or Config())
+        return base.replace(**{"train.epochs": float(self.epochs.value), "data.subset": int(self.subset.value),
+                               "probe.every": 0, "train.out": self.out})
+
+    def space(self) -> Any:
+        """The Space the rows describe (validated on the base config)."""
+        from ..search import Space
+
+        return Space.parse([r.spec() for r in self.rows], base=self.base_config())
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def start(self, kind: str = "search") -> None:
+        """Start a search ("search") or a grid-vs-random comparison ("compare") on a background thread."""
+        if self._thread is not None and self._thread.is_alive():
+            self._say("a search is running; press Stop first")
+            return
+        try:
+            base, space = self.base_config(), self.space()
+        except LabkitError as e:
+            self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
+            return
+        self._stop.clear()
+        self.run_btn.disabled = self.compare_btn.disabled = True
+        self.stop_btn.disabled = False
+        self._thread = threading.Thread(target=self._run, args=(kind, base, space), daemon=True,
+                                        name="labkit-search-tab")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the search: the running trial ends cleanly and is queued again for a resume."""
+        self._stop.set()
+        self._say("stopping after the running trial ends its current step...")
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the background search ends (for scripts and tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, kind: str, base: Config, space: Any) -> None:
+        import optuna
+
+        from .. import search
+
+        workers = int(self.workers.value)
+        # one in-process worker: a fresh memory store; worker processes: the journal file under the run store
+        self._storage = optuna.storages.InMemoryStorage() if workers == 1 else search.default_journal(self.out)
+        common = dict(workers=workers, storage=self._storage, out=self.out, stop_event=self._stop,
+                      pruner=None if self.pruner.value == "none" else self.pruner.value)
+        name = self.study.value.strip() or "lab"
+        if kind == "compare":
+            budget = space.grid_size(budget=int(self.trials.value))
+            self._names = [f"{name}-grid", f"{name}-random"]
+        else:
+            self._names = [name]
+        done = threading.Event()
+        poller = threading.Thread(target=self._poll, args=(done,), daemon=True)
+        poller.start()
+        try:
+            if kind == "compare":
+                self._say(f"grid vs random at the same budget: {budget} trials each")
+                search.compare_samplers(base, space, trials=budget, samplers=("grid", "random"), study=name, **common)
+            else:
+                self._say(f"searching {html.escape(str(space))} with {self.sampler.value}")
+                search.run_search(base, space, sampler=self.sampler.value, trials=int(self.trials.value),
+                                  study=name, **common)
+        except LabkitError as e:
+            self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
+        except Exception as e:  # keep the tab alive; show what broke
+            self._say(f"<span style='color:#c00'>{type(e).__name__}: {html.escape(str(e))}</span>")
+        finally:
+            done.set()
+            poller.join()
+            self._refresh(final=True, kind=kind)
+            self.run_btn.disabled = self.compare_btn.disabled = False
+            self.stop_btn.disabled = True
+
+    def _poll(self, done: threading.Event) -> None:
+        last = None
+        while not done.wait(1.0):
+            try:
+                last = self._refresh(last=last)
+            except Exception:
+                pass  # the study may not exist yet in the first second
+
+    def _studies(self) -> list[Any]:
+        from ..search import load_study
+
+        out = []
+        for n in self._names:
+            try:
+                out.append(load_study(n, self._storage))
+            except LabkitError:
+                pass
+        return out
+
+    def _refresh(self, last: Any = None, final: bool = False, kind: str = "search") -> Any:
+        """Redraw from the study: points of finished trials, live curves of running ones; returns a change key."""
+        from ..plots import search as plots
+        from ..search import border_warnings, study_setup, trial_curves, trial_rows, trials_table
+        from ..search_analysis import _plane_axes, importances
+
+        studies = self._studies()
+        if not studies:
+            return last
+        s = studies[-1]
+        rows = trial_rows(s)
+        curves = trial_curves(s, metric="loss")
+        key = (len(studies), tuple((r["number"], r["state"]) for r in rows),
+               sum(len(c["x"]) for c in curves.values()))
+        if key == last and not final:
+            return last
+        setup = study_setup(s)
+        finished = sum(r["state"] != "running" for r in rows)
+        running = sum(r["state"] == "running" for r in rows)
+        if curves:
+            self.curves.value = _png(plots.trial_curves(curves, metric="loss", label_params=setup.space.paths))
+        if any(r["value"] is not None for r in rows):
+            self.scores.value = _png(plots.score_vs_params(rows, setup.space))
+        state = "done" if final else "running"
+        self._say(f"{s.study_name}: {finished} finished, {running} running ({state})" +
+                  (" &mdash; stopped; press Search again with the same study name to resume" if final and self._stop.is_set() else ""))
+        if final:
+            self.table.value = "<pre>" + html.escape("\n\n".join(trials_table(x) for x in studies)) + "</pre>"
+            warns = border_warnings(s)
+            self.warnings.value = "".join(f"<div style='color:#a60'>&#9888; {html.escape(w)}</div>" for w in warns)
+            if kind == "compare" and len(studies) == 2:
+                grid, rand = studies
+                x, y = _plane_axes(setup.space, importances(rand))
+                panels = {f"grid ({grid.study_name})": trial_rows(grid), f"random ({rand.study_name})": trial_rows(rand)}
+                if x is not None:
+                    self.compare.value = _png(plots.sampler_planes(panels, x, y))
+                self.best.value = _png(plots.best_so_far(
+                    {f"{g.study_name} ({study_setup(g).sampler})": [r["value"] for r in trial_rows(g)] for g in studies}))
+        return key
+
+    def preview(self) -> None:
+        """Show where grid and random search would put `budget` trials (instant, no training)."""
+        from ..plots import search as plots
+        from ..search import sample_points
+
+        try:
+            space = self.space()
+        except LabkitError as e:
+            self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
+            return
+        ranges = [p for p in space if p.is_range] or list(space)
+        if len(ranges) < 2:
+            self._say("the preview needs two parameters")
+            return
+        budget = space.grid_size(budget=int(self.trials.value))
+        pts = {"grid": sample_points(space, "grid", budget), "random": sample_points(space, "random", budget)}
+        self.compare.value = _png(plots.sample_preview(pts, ranges[0], ranges[1]))
+        self._say(f"preview: {budget} trials each; the grid tries only {len(set(p[ranges[0].path] for p in pts['grid']))} "
+                  f"values of {ranges[0].path}, random tries {budget}")
+
+    def _say(self, text: str) -> None:
+        self.status.value = text
