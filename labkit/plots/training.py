@@ -67,12 +67,13 @@ def _f(v: Any) -> float:
 
 
 # -- learning curves --------------------------------------------------------------
-def learning_curves(runs: Mapping[str, list[dict]], smooth: float = 0.9) -> Figure:
+def learning_curves(runs: Mapping[str, list[dict]], smooth: float = 0.9, run_notes: bool = True) -> Figure:
     """Loss and accuracy against epochs for one or more runs (rows as in metrics.jsonl).
 
     Step rows draw a faint raw line and an EMA-smoothed line (train); epoch rows
     draw markers (train mean: hollow squares, validation: filled circles). The
     chance level (ln C for the loss, 1/C for accuracy) is dotted when known.
+    With run_notes, a run that did not complete (or has no end record yet) is named in the title.
     """
     fig = new_figure(4.4)
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -101,7 +102,9 @@ def learning_curves(runs: Mapping[str, list[dict]], smooth: float = 0.9) -> Figu
                 ax.plot(x, [_f(r.get(tr)) for r in epochs], "s", mfc="white", color=color, ms=5)
                 ax.plot(x, [_f(r.get(va)) for r in epochs], "o--", color=color, ms=5, lw=1.0)
         handles.append(Line2D([], [], color=color, lw=2, label=label))
-        if end is None:
+        if not run_notes:
+            pass
+        elif end is None:
             last = steps[-1]["step"] if steps else 0
             total = start.get("total_steps") if start else None
             notes.append(f"{label}: no end record after step {last}" + (f" of {total}" if total else "")
@@ -415,7 +418,10 @@ def run_figures(run_dir: str | os.PathLike) -> dict[str, Figure]:
         why = "probes were off (probe.every=0)" if every == 0 else "the run ended before its first probe snapshot"
         notes.append(f"no probe snapshots: {why}; train with --probe-every 25 to see inside the network")
     figs: dict[str, Figure] = {}
-    lc = learning_curves({rec.id: rows})
+    end = next((r for r in rows if r.get("kind") == "end"), None)
+    if end is not None and end.get("status") not in (None, "completed"):
+        notes.insert(0, f"{end.get('status')}: {str(end.get('message', ''))[:100]}")
+    lc = learning_curves({rec.id: rows}, run_notes=False)
     if notes:
         lc.suptitle(lc._suptitle.get_text() + "\n" + "\n".join(notes), fontsize=10)
     figs["learning_curves"] = lc
