@@ -48,7 +48,7 @@ EventCallback = Callable[[int, Event], None]  # fn(trial_number, event), live, i
 __all__ = ["Space", "Param", "SYNTAX", "parse_param", "run_search", "compare_samplers", "sample_points",
            "refine", "border_warnings", "bergstra_demo", "BergstraResult", "trial_rows", "trials_table",
            "trial_curves", "write_report", "load_study", "study_setup", "open_storage", "default_journal",
-           "core_shares", "SAMPLERS", "PRUNERS"]
+           "core_shares", "describe", "SAMPLERS", "PRUNERS"]
 
 
 class TrialFailed(Exception):

@@ -279,3 +279,24 @@ def test_cli_report_and_refine(tmp_path, capsys):
     assert (tmp_path / "figs" / "coarse-scores.png").exists() and (tmp_path / "figs" / "best-so-far.png").exists()
     assert main(["search", "--space", "optim.lr=1:2:3", *common]) == 2
     assert "syntax is" in capsys.readouterr().err
+
+
+def test_search_tab_builds_the_space_runs_and_stops(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from labkit.widgets.search import SearchTab
+
+    tab = SearchTab(spirals(tmp_path), out=str(tmp_path / "runs"))
+    assert [r.spec() for r in tab.rows] == ["optim.lr=log:1e-3:1", "model.dropout=0:0.5"]
+    row = tab.add_range("optim.weight_decay", "choice", choices="0,1e-4")
+    assert tab.space().paths == ["optim.lr", "model.dropout", "optim.weight_decay"]
+    row.choices.value = "0,,1"
+    tab.start()
+    assert "empty choice" in tab.status.value and tab._thread is None  # bad input: a message, no search
+    tab._remove(row)
+    tab.preview()
+    assert tab.compare.value[:4] == b"\x89PNG" and "the grid tries only" in tab.status.value
+    tab.trials.value, tab.epochs.value = 3, 1
+    tab.start("search")
+    tab.wait(60)
+    assert "3 finished" in tab.status.value and tab.scores.value[:4] == b"\x89PNG"
+    assert "study lab: 3 trials" in tab.table.value
