@@ -111,7 +111,7 @@ class ProbeConfig:
 
     every: int = 25  # record a snapshot every this many steps (and at the first and last); 0 = off
     pre_activation: bool = False  # also record the inputs of each activation
-    batch: int = 256  # examples in the fixed probe batch
+    batch: int = 128  # examples in the fixed probe batch (its forward pass is most of a snapshot's cost)
     bins: int = 40  # histogram bins per layer (range from the activation's registry trait)
 
 
