@@ -42,24 +42,29 @@ def init_demo(result: Mapping[str, Any]) -> Figure:
                   fontsize=9)
     ax_m, ax_s = bottom.subplots(1, 2)
     layers = np.arange(1, depth + 1)
-    zero_std = []
+    zero_std, same = [], []
     for r, name in enumerate(names):
         d = inits[name]
         color = RUN_COLORS[r % len(RUN_COLORS)]
-        ax_m.plot(layers, d["mean"], "o-", color=color, ms=3, label=d.get("label", name))
+        style = dict(color=color, ms=4 if r % 2 else 6, marker="os^vD"[r % 5], ls="-" if r % 2 == 0 else "--",
+                     mfc="none" if r % 2 else color, zorder=3 if r % 2 else 2, label=d.get("label", name))
+        ax_m.plot(layers, d["mean"], **style)
         std = np.asarray(d["std"], dtype=float)
         if np.all(std <= 0):
             zero_std.append(d.get("label", name))
-        ax_s.plot(layers, np.where(std > 0, std, np.nan), "o-", color=color, ms=3, label=d.get("label", name))
+        ax_s.plot(layers, np.where(std > 0, std, np.nan), **style)
+        same += [f"{inits[o].get('label', o)} = {d.get('label', name)}" for o in names[:r]
+                 if np.array_equal(np.asarray(inits[o]["std"]), std) and std.any()]
     means = np.concatenate([np.abs(np.asarray(inits[k]["mean"], dtype=float)) for k in names])
     if np.isfinite(means).any() and np.nanmax(means) > 10:  # exploding layers: a symmetric log axis keeps the rest visible
         ax_m.set_yscale("symlog", linthresh=1.0)
     ax_m.set(xlabel="layer", ylabel="mean of activations", title="Mean per layer")
     ax_s.set_yscale("log")
     ax_s.set(xlabel="layer", ylabel="std of activations (log)", title="Std per layer: flat = the scale is kept")
-    if zero_std:
-        ax_s.text(0.02, 0.03, f"not drawn (std exactly 0 at every layer): {', '.join(zero_std)}",
-                  transform=ax_s.transAxes, fontsize=8, color="0.3")
+    notes = ([f"not drawn (std exactly 0 at every layer): {', '.join(zero_std)}"] if zero_std else []) + (
+        [f"identical here (same std for square layers): {'; '.join(same)}"] if same else [])
+    if notes:
+        bottom.supxlabel("\n".join(notes), fontsize=8, color="0.3")
     for ax in (ax_m, ax_s):
         ax.set_xticks(layers)
         ax.grid(alpha=0.3)

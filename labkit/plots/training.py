@@ -194,8 +194,7 @@ def _draw_hist(ax, counts: np.ndarray, lo: float, hi: float, color, annotate: bo
         top = srt[-2] * 2.2
         ax.set_ylim(0, top)
         j = int(np.argmax(frac))
-        ax.annotate(f"{frac[j]:.0%}\u2191", ((edges[j] + edges[j + 1]) / 2, top), ha="center", va="top",
-                    fontsize=8, color="C3")
+        ax.annotate(f"\u2191{frac[j]:.0%}", (edges[j + 1], top * 0.98), ha="left", va="top", fontsize=8, color="C3")
     pad = 0.03 * (hi - lo)  # a little margin so mass piled in an edge bin is not hidden by the frame
     ax.set_xlim(lo - pad, hi + pad)
 
@@ -292,8 +291,7 @@ def activation_stats(history: ProbeHistory) -> Figure:
     ax_mean.set(ylabel="mean activation", title="Mean per layer (0 = zero-centred)")
     ax_std.set(ylabel="std of activations", title="Spread per layer (shrinking to 0 = collapse; flat = healthy)")
     ax_frac.set(xlabel="training step", ylabel="fraction of units", ylim=(-0.03, 1.03),
-                title="Dead units (solid: never above 0 [ReLU family] / always 0, on the whole probe batch) "
-                      "and saturated values (dashed)")
+                title="Dead units (solid; silent on the whole probe batch) and saturated values (dashed)")
     if not (has_dead or has_sat):
         ax_frac.text(0.5, 0.5, "no dead or saturated fractions recorded", ha="center", transform=ax_frac.transAxes,
                      color="0.4")
