@@ -261,8 +261,8 @@ class Probes(TrainHook):
         self._remove_hooks()
         if p["grads"] is None:  # closure optimizers (L-BFGS) skip after_backward; their last gradients are still there
             p["grads"] = self._grab_grads()
-        nan = torch.tensor(math.nan)
         norms = [torch.linalg.vector_norm(b.float()) for b in p["before"]]
+        nan = norms[0].new_tensor(math.nan) if norms else torch.tensor(math.nan)  # same device as the norms
         if updated:
             deltas = [torch.linalg.vector_norm(q.detach().float() - b.float()) for (_, q), b in zip(self.params, p["before"])]
         else:

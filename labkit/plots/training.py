@@ -285,6 +285,13 @@ def activation_stats(history: ProbeHistory) -> Figure:
         if np.isfinite(dead).any() and (fam not in ("tanh", "sigmoid") or np.nanmax(dead) > 0):
             has_dead = True
             _plot_series(ax_frac, x, dead, c)
+    has_pre = any(np.isfinite(history.series(n, "std", pre=True)).any() for n in history.layers)
+    if has_pre:  # recorded with probe.pre_activation: the input of each activation, dotted
+        for name, c in zip(history.layers, colors):
+            ax_mean.plot(x, history.series(name, "mean", pre=True), ":", color=c, lw=1.2)
+            s = history.series(name, "std", pre=True)
+            stds.append(s)
+            ax_std.plot(x, s, ":", color=c, lw=1.2)
     if spans_decades(np.concatenate(stds), ratio=20):
         ax_std.set_yscale("log")
     ax_mean.axhline(0, color="0.5", lw=0.8)
@@ -298,7 +305,8 @@ def activation_stats(history: ProbeHistory) -> Figure:
     for ax in (ax_mean, ax_std, ax_frac):
         ax.grid(alpha=0.3)
     _layer_legend(fig, [ax_mean], history.layers, colors)
-    fig.suptitle(f"Activation statistics over training ({_steps_note(history)})", fontsize=11)
+    fig.suptitle(f"Activation statistics over training ({_steps_note(history)})"
+                 + ("\nsolid: after the activation, dotted: before it" if has_pre else ""), fontsize=11)
     return fig
 
 
