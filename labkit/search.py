@@ -16,8 +16,9 @@ Decisions a user should know:
 - Every trial records its run directory as user attribute run_dir.
 - Storage (see search_storage): memory for one in-process worker, a journal file
   under the run store when workers > 1 (and for `labkit search`), any RDB URL.
-- Workers are processes (`python -m labkit search --worker ...`), each pinned to
-  its own share of the cores (sched_setaffinity) with that many torch threads.
+- Workers are processes: the calling process is worker 0 (already warm), the
+  others are `python -m labkit search --worker ...`; each is pinned to its own
+  share of the cores (sched_setaffinity) with that many torch threads.
 - Rerunning the same search resumes it: finished trials count toward the budget.
 """
 from __future__ import annotations
@@ -212,7 +213,7 @@ def run_search(
             if not isinstance(url, str):
                 raise LabkitError("several worker processes need a storage they can all open: a journal file path "
                                   "or a database URL (or None for a journal under `out`)")
-            _spawn_workers(s, url, study, workers, stop_event, callbacks, progress)
+            _spawn_workers(s, url, study, workers, stop_event, callbacks, progress, setup, events)
     return s
 
 
@@ -362,13 +363,15 @@ def _run_trial(trial: Any, study_name: str, setup: SearchSetup, stop_event: thre
 # -- several worker processes ------------------------------------------------------------------------------------
 
 def _spawn_workers(study: Any, url: str, name: str, workers: int, stop_event: threading.Event,
-                   callbacks: Sequence[TrialCallback], progress: bool) -> None:
+                   callbacks: Sequence[TrialCallback], progress: bool, setup: SearchSetup,
+                   events: Sequence[EventCallback] = ()) -> None:
+    """Worker 0 is this process (already warm: no start-up cost); workers 1.. are `labkit search --worker`."""
     import labkit
 
     shares = core_shares(workers)
     root = str(Path(labkit.__file__).resolve().parent.parent)
     procs = []
-    for i, cpus in enumerate(shares):
+    for i, cpus in enumerate(shares[1:], start=1):
         cmd = [sys.executable, "-m", "labkit", "search", "--worker", "--storage", url, "--study", name,
                "--worker-index", str(i), "--worker-count", str(workers), "--cpus", ",".join(map(str, cpus))]
         if not progress:
@@ -378,6 +381,7 @@ def _spawn_workers(study: Any, url: str, name: str, workers: int, stop_event: th
                    PYTHONPATH=root + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
         procs.append(subprocess.Popen(cmd, env=env))
     seen: set[int] = set()
+    finished = threading.Event()
 
     def poll_callbacks() -> None:
         if not callbacks:
@@ -388,33 +392,51 @@ def _spawn_workers(study: Any, url: str, name: str, workers: int, stop_event: th
                 for cb in callbacks:
                     cb(study, t)
 
-    signalled = False
-    try:
-        while any(p.poll() is None for p in procs):
+    def monitor() -> None:  # forwards Stop to the worker processes and reports every finished trial
+        signalled = False
+        while not finished.wait(0.3):
             if stop_event.is_set() and not signalled:
                 for p in procs:
                     if p.poll() is None:
                         p.send_signal(signal.SIGTERM)
                 signalled = True
-            poll_callbacks()
-            time.sleep(0.3)
-    except KeyboardInterrupt:
+            try:
+                poll_callbacks()
+            except Exception:
+                pass  # a callback's error must not stop the search; the final poll raises it
+
+    watcher = threading.Thread(target=monitor, daemon=True, name="labkit-search-monitor")
+    watcher.start()
+    # pin this thread (and the training threads it starts, which inherit the mask) to share 0
+    old_mask = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        if old_mask is not None:
+            os.sched_setaffinity(0, shares[0])
+        work(study, setup, worker=0, workers=workers, stop_event=stop_event, events=events, progress=progress,
+             threads=len(shares[0]))
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.2)
+    except BaseException:
+        stop_event.set()
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
         raise
+    finally:
+        finished.set()
+        watcher.join()
+        if old_mask is not None:
+            os.sched_setaffinity(0, old_mask)
     poll_callbacks()
     codes = [p.returncode for p in procs]
-    died = [(i, c) for i, c in enumerate(codes) if c not in (0, None)]
+    died = [(i, c) for i, c in enumerate(codes, start=1) if c not in (0, None)]
     if died and progress:
         for i, c in died:
             how = f"signal {-c}" if c < 0 else f"exit code {c}"
             print(f"labkit: worker {i} ended with {how}; its running trial is re-queued and rerun on resume",
                   file=sys.stderr, flush=True)
-    if len(died) == len(procs) and not stop_event.is_set():
-        raise LabkitError(f"every search worker failed (exit codes {codes}); see their messages above")
 
 
 def worker_main(storage: str, study: str, index: int, count: int, cpus: list[int] | None, progress: bool) -> int:

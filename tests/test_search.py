@@ -178,20 +178,20 @@ def test_unreachable_storage_is_one_line(tmp_path):
 
 
 def _two_worker_search(tmp_path: Path, storage: str, study: str) -> None:
-    base = spirals(tmp_path)
+    base = spirals(tmp_path, **{"data.points": 6000, "train.batch_size": 8, "train.epochs": 1})  # ~1 s trials
     space = Space.parse(["optim.lr=log:1e-3:1", "model.dropout=0:0.5"])
-    s = run_search(base, space, sampler="random", trials=4, workers=2, storage=storage, study=study,
+    s = run_search(base, space, sampler="random", trials=6, workers=2, storage=storage, study=study,
                    out=str(tmp_path / "runs"))
     rows = trial_rows(s)
-    assert sum(trial_is_counted(t) for t in s.trials) == 4
+    assert sum(trial_is_counted(t) for t in s.trials) == 6
     pids = {t.user_attrs["pid"] for t in s.trials}
-    assert os.getpid() not in pids  # trials ran in worker processes
+    assert len(pids) == 2 and os.getpid() in pids  # this process is worker 0, one worker process beside it
     assert all(Path(r["run_dir"]).is_dir() for r in rows)
     paths, text = write_report(study, storage, tmp_path / "figs")
     names = {p.name for p in paths}
     assert {f"{study}-scores.png", f"{study}-plane.png", "best-so-far.png"} <= names
     assert all(p.stat().st_size > 5000 for p in paths)
-    assert f"study {study}: 4 trials" in text
+    assert f"study {study}: 6 trials" in text
 
 
 def test_two_workers_on_the_journal_store(tmp_path):
