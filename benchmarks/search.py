@@ -69,7 +69,7 @@ def main() -> None:
         tpm1, tpm2, tpm1a = 60 * args.trials / one, 60 * args.trials / two, 60 * k / one_all
         print(f"1 worker, 1 thread      : {one:6.1f} s, {tpm1:5.1f} trials/min")
         print(f"1 worker, all {cores} threads : {one_all:6.1f} s for {k} trials, {tpm1a:5.1f} trials/min")
-        print(f"2 workers, 1 core each  : {two:6.1f} s, {tpm2:5.1f} trials/min (incl. starting the 2 processes)")
+        print(f"2 workers, 1 core each  : {two:6.1f} s, {tpm2:5.1f} trials/min (this process is worker 0; incl. starting the other)")
         print(f"speed-up 2 workers vs the best 1-worker setting: {tpm2 / max(tpm1, tpm1a):.2f}x (target >= 1.7x); "
               f"vs 1 worker on all cores: {tpm2 / tpm1a:.2f}x")
 
@@ -91,7 +91,7 @@ def main() -> None:
         print(f"plain train(): {plain:6.1f} s for {len(points)} trials ({trial_s:.2f} s each)")
         print(f"search       : {searched:6.1f} s -> overhead {per_trial * 1000:+.0f} ms per trial "
               f"({100 * per_trial / trial_s:+.1f}% of these trials)")
-        print(f"worker start : {start:.2f} s once per worker; over {args.trials // 2} trials per worker "
+        print(f"worker start : {start:.2f} s once per extra worker process; over {args.trials // 2} trials per worker "
               f"{1000 * start / max(1, args.trials // 2):.0f} ms per trial")
         total = per_trial + start / max(1, args.trials // 2)
         print(f"overhead per trial (storage + process start): {total * 1000:.0f} ms = "
