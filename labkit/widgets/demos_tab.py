@@ -1,0 +1,97 @@
+"""The Demos tab: the lectures' initialization demo and optimizer trajectories, driven by the Train tab's controls.
+
+The init demo uses the chosen activation (and marks the chosen initializer);
+the trajectories include the chosen optimizer. Computation is labkit.demos,
+drawing is labkit.plots; each demo runs on a thread so the page stays live.
+"""
+from __future__ import annotations
+
+import html
+import threading
+from typing import Callable
+
+import ipywidgets as W
+
+from ..config import Config
+from ..errors import LabkitError
+from ..optimizers import OPTIMIZERS, needs_closure
+from .live import png
+
+INITS = ("zeros", "small", "large", "xavier", "kaiming")
+
+
+def _surfaces() -> list[str]:
+    from ..demos import SURFACES
+
+    return list(SURFACES)
+
+
+class DemosTab:
+    """Init demo and optimizer trajectories; `.widget` is the tab."""
+
+    def __init__(self, config: Callable[[], Config]):
+        self._config = config
+        style = {"description_width": "80px"}
+        self.depth = W.IntSlider(value=10, min=2, max=20, description="depth", style=style)
+        self.width = W.IntSlider(value=500, min=50, max=1000, step=50, description="width", style=style)
+        self.init_btn = W.Button(description="Run init demo", button_style="primary", icon="play")
+        self.init_btn.on_click(lambda _: self._start(self.run_init))
+        self.init_note = W.HTML()
+        self.init_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.surface = W.Dropdown(options=_surfaces(), description="surface", style=style)
+        self.optims = W.SelectMultiple(options=[n for n in OPTIMIZERS.names() if not needs_closure(n)],
+                                       value=("sgd", "momentum", "adam"), rows=4, description="optimizers",
+                                       style=style)
+        self.steps = W.IntSlider(value=150, min=20, max=500, step=10, description="steps", style=style)
+        self.opt_btn = W.Button(description="Run trajectories", button_style="primary", icon="play")
+        self.opt_btn.on_click(lambda _: self._start(self.run_optimizers))
+        self.opt_note = W.HTML()
+        self.opt_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.widget = W.VBox([
+            W.HTML("<h3 style='margin:4px 0'>Weight initialization</h3><span style='color:#555'>Activation statistics "
+                   "of a deep MLP on random inputs for each initializer, using the <b>activation</b> chosen in the "
+                   "Train tab (try tanh, then relu).</span>"),
+            W.HBox([self.depth, self.width, self.init_btn]), self.init_note, self.init_img,
+            W.HTML("<h3 style='margin:12px 0 4px'>Optimizers on ravines and saddles</h3><span style='color:#555'>"
+                   "The optimizer chosen in the Train tab is added to the ones selected here.</span>"),
+            W.HBox([self.surface, self.optims, W.VBox([self.steps, self.opt_btn])]), self.opt_note, self.opt_img,
+        ])
+
+    def _start(self, fn: Callable[[], None]) -> threading.Thread:
+        t = threading.Thread(target=fn, daemon=True, name="labkit-lab-demo")
+        t.start()
+        return t
+
+    def run_init(self) -> None:
+        """Compute and draw the init demo for the chosen activation."""
+        from ..demos import init_demo
+        from ..plots import init_demo as draw
+
+        cfg = self._config()
+        chosen = cfg.model.init
+        inits = INITS if chosen in INITS else (*INITS, chosen)
+        self.init_note.value = f"<i>computing {len(inits)} initializers with {html.escape(cfg.model.activation)}...</i>"
+        try:
+            result = init_demo(cfg.model.activation, inits, depth=self.depth.value, width=self.width.value)
+            self.init_img.value = png(draw(result))
+            self.init_note.value = (f"activation <b>{html.escape(cfg.model.activation)}</b>, your initializer: "
+                                    f"<b>{html.escape(chosen)}</b>")
+        except LabkitError as e:
+            self.init_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+
+    def run_optimizers(self) -> None:
+        """Compute and draw the trajectories of the selected optimizers plus the chosen one."""
+        from ..demos import optimizer_paths
+        from ..plots import optimizer_trajectories
+
+        cfg = self._config()
+        names = list(self.optims.value)
+        if cfg.optim.name not in names and not needs_closure(cfg.optim.name):
+            names.append(cfg.optim.name)
+        self.opt_note.value = f"<i>running {', '.join(names)} on {self.surface.value}...</i>"
+        try:
+            result = optimizer_paths(self.surface.value, names, steps=self.steps.value)
+            self.opt_img.value = png(optimizer_trajectories(result))
+            self.opt_note.value = ""
+        except LabkitError as e:
+            self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
