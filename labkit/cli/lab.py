@@ -1,0 +1,64 @@
+"""`labkit lab`: serve the lab notebook as a Voila dashboard and print its URL."""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lab", help="open the training lab (a Voila dashboard) in the browser",
+                       description="Start Voila on the lab notebook and print the URL. Runs go to --runs.")
+    p.add_argument("--port", type=int, default=8866, help="port to serve on (0 = any free port; default 8866)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
+    p.add_argument("--runs", default="runs", help="run store directory (default: ./runs)")
+    p.set_defaults(func=run)
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    """A port the OS says is free now."""
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+def voila_command(notebook: Path, port: int, ip: str, browser: bool) -> list[str]:
+    """The Voila command line for `notebook` (the current interpreter's voila, so its kernel sees labkit)."""
+    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={ip}",
+           "--show_tracebacks=False", "--theme=light"]
+    if not browser:
+        cmd.append("--no-browser")
+    return cmd
+
+
+def lab_env(runs: str) -> dict[str, str]:
+    """The environment for Voila's kernels: the run store, and labkit importable even when not installed."""
+    from .. import __file__ as pkg_file
+
+    env = dict(os.environ)
+    env["LABKIT_RUNS"] = str(Path(runs).resolve())
+    root = str(Path(pkg_file).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..widgets.notebook import find_notebook
+
+    notebook = find_notebook()
+    port = args.port or free_port(args.ip)
+    url = f"http://{args.ip}:{port}/"
+    print(f"labkit lab: serving {notebook} at {url}  (Ctrl-C to stop; runs go to {Path(args.runs).resolve()})",
+          flush=True)
+    proc = subprocess.Popen(voila_command(notebook, port, args.ip, not args.no_browser), env=lab_env(args.runs),
+                            cwd=str(notebook.parent))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(10)
+        return 0
