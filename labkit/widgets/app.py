@@ -266,10 +266,10 @@ class Lab:
     def _layout(self) -> W.Widget:
         left = W.VBox([_section("Settings", self.controls.widget)],
                       layout=W.Layout(width="450px", min_width="450px", padding="0 12px 0 0"))
-        buttons = W.HBox([self.train_btn, self.stop_btn, self.live.progress.widget],
-                         layout=W.Layout(align_items="center", gap="8px"))
+        buttons = W.HBox([self.train_btn, self.stop_btn, self.live.progress.bar],
+                         layout=W.Layout(align_items="center"))
         right = W.VBox([
-            buttons, self.message,
+            buttons, self.live.progress.label, self.message,
             _section("Learning curves", self.live.curves.image),
             W.HBox([W.VBox([_section("Learning rate (preview before training, then what the optimizer used)",
                                      self.live.lr.image)], layout=W.Layout(width="480px")),

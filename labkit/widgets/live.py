@@ -75,7 +75,7 @@ class CurvesView:
             ax.set_xlabel("epoch")
         self.ax_loss.set(ylabel="cross-entropy loss", title="Loss")
         self.ax_acc.set(ylabel="accuracy", title="Accuracy", ylim=(-0.02, 1.02))
-        self.ax_acc.legend(loc="lower right", fontsize=8)
+        self.ax_loss.legend(loc="upper right", fontsize=8)
         self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
         self.points = 0  # step points drawn in the last render
         self.reset(None)
@@ -156,7 +156,7 @@ class LRView:
 class ProbeViews:
     """Histograms (with a step slider to scrub through time), activation stats, gradients and update ratios."""
 
-    PANELS = ("Activation histograms", "Mean, std, dead and saturated", "Gradients and update/weight")
+    PANELS = ("Histograms", "Mean/std, dead", "Gradients, updates")
 
     def __init__(self) -> None:
         self.events: list[ProbeEvent] = []
@@ -236,7 +236,7 @@ class Progress:
     """A progress bar with step, epoch, speed and ETA."""
 
     def __init__(self) -> None:
-        self.bar = W.IntProgress(value=0, min=0, max=1, bar_style="info", layout=W.Layout(width="420px"))
+        self.bar = W.IntProgress(value=0, min=0, max=1, bar_style="info", layout=W.Layout(width="260px"))
         self.label = W.HTML("<span style='color:#555'>ready</span>")
         self.widget = W.HBox([self.bar, self.label], layout=W.Layout(align_items="center"))
 

@@ -7,18 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# one code cell: the dashboard's header explains the lab, so Voila shows nothing but the app
 CELLS = [
-    ("markdown",
-     "# labkit: the training lab\n"
-     "\n"
-     "Pick a preset or set the controls (dataset, model, activation, initializer, normalization, optimizer, "
-     "schedule, regularizers), watch the learning-rate preview, press **Train**, and follow the learning curves "
-     "and what happens inside each layer. Every setting is also a `labkit train` flag: the Compare tab shows the "
-     "command for any run.\n"
-     "\n"
-     "Served as a dashboard with `labkit lab`; add settings to the URL (`?optim.lr=0.01&model.init=large`) "
-     "to share an experiment."),
     ("code",
+     "# The training lab: served as a dashboard by `labkit lab`; settings can ride in the URL,\n"
+     "# e.g. ?optim.lr=0.01&model.init=large (the Share box shows the link for the current settings).\n"
      "from labkit.widgets import Lab\n"
      "\n"
      "lab = Lab()\n"
@@ -29,8 +22,8 @@ CELLS = [
 def notebook_dict() -> dict:
     """The notebook as nbformat 4 JSON (no outputs)."""
     cells = []
-    for kind, text in CELLS:
-        cell = {"cell_type": kind, "metadata": {}, "source": text.splitlines(keepends=True)}
+    for i, (kind, text) in enumerate(CELLS):
+        cell = {"cell_type": kind, "id": f"lab-{i}", "metadata": {}, "source": text.splitlines(keepends=True)}
         if kind == "code":
             cell.update(execution_count=None, outputs=[])
         cells.append(cell)
