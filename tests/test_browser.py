@@ -97,7 +97,7 @@ def test_train_and_stop_in_chromium(voila):
         train.click()
         page.get_by_text("step ", exact=False).filter(has_text="steps/s").wait_for(timeout=90_000)
         page.get_by_text("probe snapshot", exact=False).wait_for(timeout=90_000)
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(5000)  # a few throttled redraws, so the screenshot shows curves mid-run
         page.screenshot(path=str(ARTIFACTS / "lab.png"), full_page=True)
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("stopped", exact=False).first.wait_for(timeout=60_000)

@@ -25,6 +25,10 @@ from ..events import EndEvent, EpochEvent, Event, ProbeEvent, StartEvent, StepEv
 
 RENDER_INTERVAL = 0.5  # seconds between redraws of the step-driven views (2 per second at most)
 PROBE_INTERVAL = 1.5  # probe views are heavier: at most one redraw per this many seconds
+# drawing competes with training for the cores (and the GIL): after each redraw the render thread waits
+# until its CPU time is at most this fraction of the time passed, so live views cost training little
+RENDER_BUDGET = 0.035  # for the curves, and again for the probe panel
+MAX_WAIT, MAX_PROBE_WAIT = 3.0, 8.0  # but live means at least this often, whatever a draw costs
 DPI = 72
 EMA = 0.9
 COLORS = {"train": "#1f77b4", "val": "#d62728", "lr": "#2ca02c", "plan": "0.6"}
@@ -66,10 +70,12 @@ class CurvesView:
         self.fig = Figure(figsize=(9.0, 3.3), dpi=DPI, layout="constrained")
         self.ax_loss, self.ax_acc = self.fig.subplots(1, 2)
         self.lines: dict[str, Any] = {}
+        self.layout = self.fig.get_layout_engine()
         for ax, what in ((self.ax_loss, "loss"), (self.ax_acc, "acc")):
             self.lines[f"{what}_raw"], = ax.plot([], [], color=COLORS["train"], alpha=0.2, lw=0.8)
             self.lines[f"{what}_ema"], = ax.plot([], [], color=COLORS["train"], lw=1.8, label="train (per step, smoothed)")
             self.lines[f"{what}_val"], = ax.plot([], [], "o--", color=COLORS["val"], ms=5, lw=1, label="validation (per epoch)")
+            self.lines[f"{what}_last"], = ax.plot([], [], "o", color=COLORS["train"], ms=4)  # visible from step 1
             self.lines[f"{what}_chance"] = ax.axhline(np.nan, color="0.45", ls=":", lw=1, label="chance")
             ax.grid(alpha=0.3)
             ax.set_xlabel("epoch")
@@ -89,6 +95,7 @@ class CurvesView:
         self.lines["loss_chance"].set_ydata([math.log(c)] * 2 if c else [np.nan] * 2)
         self.lines["acc_chance"].set_ydata([1 / c] * 2 if c else [np.nan] * 2)
         self.points = 0
+        self.fig.set_layout_engine(self.layout)
 
     def update(self, steps: list[StepEvent], epochs: list[EpochEvent]) -> None:
         """Move every line to the events received so far."""
@@ -97,6 +104,7 @@ class CurvesView:
             y = np.array([getattr(e, what) for e in steps], dtype=float)
             self.lines[f"{what}_raw"].set_data(x, y)
             self.lines[f"{what}_ema"].set_data(x, ema(y))
+            self.lines[f"{what}_last"].set_data(x[-1:], y[-1:])
             ex = [e.epoch for e in epochs]
             ey = [np.nan if getattr(e, f"val_{what}") is None else getattr(e, f"val_{what}") for e in epochs]
             self.lines[f"{what}_val"].set_data(ex, ey)
@@ -112,6 +120,9 @@ class CurvesView:
     def render(self) -> None:
         """Draw the figure into the Image widget."""
         self.image.value = png(self.fig)
+        if self.points and self.fig.get_layout_engine() is not None:
+            # keep the margins constrained layout found with real tick labels; re-solving them costs a third of a draw
+            self.fig.set_layout_engine("none")
 
 
 class LRView:
@@ -122,6 +133,7 @@ class LRView:
         self.ax = self.fig.subplots()
         self.plan, = self.ax.plot([], [], color=COLORS["plan"], ls="--", lw=1.2, label="planned")
         self.seen, = self.ax.plot([], [], color=COLORS["lr"], lw=2, label="used so far")
+        self.last, = self.ax.plot([], [], "o", color=COLORS["lr"], ms=4)
         self.ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
         self.ax.grid(alpha=0.3)
         self.ax.legend(fontsize=8, loc="upper right")
@@ -134,11 +146,13 @@ class LRView:
         x = (np.arange(len(curve)) + 1) / max(1, steps_per_epoch)
         self.plan.set_data(x, curve)
         self.seen.set_data([], [])
+        self.last.set_data([], [])
         self._rescale()
 
     def update(self, steps: list[StepEvent]) -> None:
         """The LRs the optimizer actually used, up to the last step received."""
         self.seen.set_data([e.epoch for e in steps], [e.lr for e in steps])
+        self.last.set_data([e.epoch for e in steps[-1:]], [e.lr for e in steps[-1:]])
         self._rescale()
 
     def _rescale(self) -> None:
@@ -151,6 +165,65 @@ class LRView:
     def render(self) -> None:
         """Draw the figure into the Image widget."""
         self.image.value = png(self.fig)
+
+
+class HistogramView:
+    """Per-layer activation histograms of one snapshot; the grid is built once per run, then updated in place."""
+
+    def __init__(self) -> None:
+        self.fig: Figure | None = None
+        self.layers: tuple[str, ...] = ()
+        self.parts: list[tuple[Any, Any, Any, Any]] = []  # (axes, stairs, title, dead/saturated note) per layer
+
+    def _build(self, layers: list[str]) -> None:
+        from ..plots.training import layer_colors
+
+        cols = min(5, len(layers))
+        rows = math.ceil(len(layers) / cols)
+        self.fig = Figure(figsize=(9.0, 0.6 + 1.9 * rows), dpi=DPI, layout="constrained")
+        axes = np.atleast_1d(self.fig.subplots(rows, cols, squeeze=False)).ravel()
+        colors = layer_colors(len(layers))
+        self.parts = []
+        for k, name in enumerate(layers):
+            ax = axes[k]
+            st = ax.stairs(np.zeros(1), [0.0, 1.0], fill=True, color=colors[k], alpha=0.85)
+            title = ax.set_title(f"{k + 1}. {name}\n", fontsize=8)
+            note = ax.text(0.97, 0.95, "", transform=ax.transAxes, ha="right", va="top", fontsize=7)
+            ax.tick_params(labelsize=7)
+            self.parts.append((ax, st, title, note))
+        for ax in axes[len(layers):]:
+            ax.set_visible(False)
+        self.layers = tuple(layers)
+
+    def draw(self, history: Any, i: int) -> bytes:
+        """PNG of snapshot `i` of `history` (a labkit.probes.ProbeHistory)."""
+        if self.fig is None or tuple(history.layers) != self.layers:
+            self._build(list(history.layers))
+        snap = history.snapshot(i)
+        for (ax, st, title, note), name in zip(self.parts, self.layers):
+            v = snap.get(name) or {}
+            counts = np.asarray([0 if c is None else c for c in v.get("hist") or []], dtype=float)
+            lo, hi = float(v.get("lo") or 0.0), float(v.get("hi") or 1.0)
+            if counts.size and counts.sum() > 0 and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+                frac = counts / counts.sum()
+                st.set_data(frac, np.linspace(lo, hi, len(frac) + 1))
+                srt = np.sort(frac)
+                top = srt[-2] * 2.2 if len(srt) > 2 and srt[-2] > 0 and srt[-1] > 4 * srt[-2] else srt[-1] * 1.08
+                ax.set_ylim(0, max(top, 1e-6))
+                ax.set_xlim(lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo))
+                extra = [f"{k} {float(v[k]):.0%}" for k in ("dead", "saturated")
+                         if v.get(k) is not None and math.isfinite(float(v[k]))]
+                note.set_text("\n".join(extra))
+            else:
+                st.set_data(np.zeros(1), [0.0, 1.0])
+                note.set_text("no finite values")
+            mean, std = v.get("mean"), v.get("std")
+            title.set_text(f"{self.layers.index(name) + 1}. {name} ({v.get('activation', '?')})\n"
+                           f"mean {float('nan') if mean is None else mean:.3g}  std {float('nan') if std is None else std:.3g}")
+        out = png(self.fig)
+        if self.fig.get_layout_engine() is not None:
+            self.fig.set_layout_engine("none")  # margins found once; re-solving them is most of a draw
+        return out
 
 
 class ProbeViews:
@@ -174,11 +247,13 @@ class ProbeViews:
         self.drawn = [-1, -1, -1]  # snapshot count each panel last drew
         self.follow = True  # the slider follows the newest snapshot until the learner moves it back
         self._busy = threading.Lock()
+        self.hist_view = HistogramView()
 
     def reset(self) -> None:
         """Forget the previous run's snapshots."""
         self.events, self.history, self.drawn, self.follow = [], None, [-1, -1, -1], True
         self.slider.max = 0
+        self.hist_view = HistogramView()
 
     def add(self, e: ProbeEvent) -> None:
         """Record a snapshot (called on the training thread; drawing happens later)."""
@@ -215,7 +290,9 @@ class ProbeViews:
                     self.slider.value = n - 1
                 i = self.slider.value if force_index is None else force_index
                 self.slider_label.value = f"step {hist.steps[i]} (epoch {hist.epochs[i]:.2f})"
-                fig = plots.activation_histograms(hist, i)
+                self.images[0].value = self.hist_view.draw(hist, i)
+                self.drawn[0] = n if force_index is None else self.drawn[0]
+                return
             elif panel == 1:
                 fig = plots.activation_stats(hist)
             else:
@@ -281,6 +358,10 @@ class LiveViews:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._last_probe_render = 0.0
+        self._lr_epochs = -1
+        self._wait = RENDER_INTERVAL
+        self._probe_wait = PROBE_INTERVAL
+        self.render_cpu = 0.0  # CPU seconds the render thread spent drawing this run
 
     # -- lifecycle ------------------------------------------------------------------
     def begin(self, config: Config, plan: list[float] | None = None, steps_per_epoch: int | None = None) -> None:
@@ -289,6 +370,8 @@ class LiveViews:
         self.steps, self.epochs, self.start, self.end = [], [], None, None
         self.counts = {k: 0 for k in self.counts}
         self.first_point_s = None
+        self.renders, self._lr_epochs, self._wait, self.render_cpu = 0, -1, RENDER_INTERVAL, 0.0
+        self._probe_wait, self._last_probe_render = PROBE_INTERVAL, 0.0
         self.curves.reset(None)
         self.probes.reset()
         if plan is not None and steps_per_epoch:
@@ -329,25 +412,35 @@ class LiveViews:
     def render_now(self) -> None:
         """Redraw every step-driven view from the events so far (and the probe panel if due)."""
         steps, epochs = list(self.steps), list(self.epochs)
+        cpu = time.thread_time()
         if len(steps) != self.curves.points or self.end is not None:
             self.curves.update(steps, epochs)
-            self.lr.update(steps)
             self.curves.render()
-            self.lr.render()
+            if len(epochs) != self._lr_epochs or self.end is not None or self.renders == 0:
+                self.lr.update(steps)  # the LR moves slowly: redrawn at the first point and at each epoch
+                self.lr.render()
+                self._lr_epochs = len(epochs)
             self.renders += 1
             if steps and self.first_point_s is None:
                 self.first_point_s = time.perf_counter() - self.t_click
+        spent = time.thread_time() - cpu
+        self.render_cpu += spent
+        self._wait = min(MAX_WAIT, max(RENDER_INTERVAL, spent / RENDER_BUDGET))
         total = self.start.total_steps if self.start else len(self.lr.curve)
         val = next((e.val_acc for e in reversed(epochs) if e.val_acc is not None), None)
         self.progress.update(steps[-1] if steps else None, total, val)
         now = time.perf_counter()
-        if self.probes.dirty and (now - self._last_probe_render >= PROBE_INTERVAL or self.end is not None):
+        if self.probes.dirty and (now - self._last_probe_render >= self._probe_wait or self.end is not None):
+            cpu = time.thread_time()
             self.probes.render()
+            spent = time.thread_time() - cpu
+            self.render_cpu += spent
+            self._probe_wait = min(MAX_PROBE_WAIT, max(PROBE_INTERVAL, spent / RENDER_BUDGET))
             self._last_probe_render = time.perf_counter()
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(RENDER_INTERVAL)
+            self._wake.wait(self._wait)
             self._wake.clear()
             ended = self.end is not None
             try:
