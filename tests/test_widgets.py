@@ -181,3 +181,18 @@ def test_notebook_file_is_the_shipped_notebook():
 
     path = Path(__file__).resolve().parents[1] / "notebooks" / "lab.ipynb"
     assert json.loads(path.read_text()) == notebook_dict()
+
+
+def test_lab_command_serves_the_notebook_with_voila(tmp_path):
+    from labkit.cli import build_parser
+    from labkit.cli.lab import lab_env, voila_command
+    from labkit.widgets.notebook import find_notebook
+
+    args = build_parser().parse_args(["lab", "--port", "9123", "--no-browser", "--runs", str(tmp_path)])
+    assert args.port == 9123 and args.no_browser
+    nb = find_notebook()
+    assert nb.is_file() and nb.suffix == ".ipynb"
+    cmd = voila_command(nb, 9123, "127.0.0.1", browser=False)
+    assert "voila" in cmd and str(nb) in cmd and "--no-browser" in cmd and "--port=9123" in cmd
+    env = lab_env(str(tmp_path))
+    assert env["LABKIT_RUNS"] == str(tmp_path.resolve())
