@@ -260,7 +260,10 @@ class Lab:
             if e.name != f"{__package__}.diagnose":
                 raise
         else:
-            tabs["Diagnose"] = DiagnosePanel()
+            import inspect
+
+            accepts = inspect.signature(DiagnosePanel).parameters
+            tabs["Diagnose"] = DiagnosePanel(**({"out": self.out} if "out" in accepts else {}))
         return tabs
 
     def _layout(self) -> W.Widget:
