@@ -1,0 +1,122 @@
+"""The training loop: initial loss, spirals, a CIFAR run's files, stop, divergence, early stop, determinism, disk full."""
+from __future__ import annotations
+
+import errno
+import json
+import math
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from labkit import Config, LabkitError, list_runs, load_run, train
+from labkit.config import ModelConfig
+from labkit.models import build_model
+from labkit.train import evaluate
+
+
+def test_initial_loss_of_small_init_net_is_ln_10():
+    cfg = ModelConfig(kind="mlp", depth=2, width=100, init="small", norm="none")
+    model = build_model(cfg, (3, 32, 32), 10, seed=0)
+    x = torch.randn(256, 3, 32, 32)
+    y = torch.arange(256) % 10
+    loss = F.cross_entropy(model(x), y).item()
+    assert abs(loss - math.log(10)) < 0.1
+
+
+def test_spirals_reach_95_percent(spirals_config):
+    cfg = spirals_config.replace(**{"train.epochs": 30, "model.depth": 3, "optim.name": "adam", "optim.lr": 0.01,
+                                    "schedule.name": "cosine"})
+    run = train(cfg)
+    assert run.status == "completed"
+    assert run.summary["final"]["test_acc"] >= 0.95
+    loss, acc = evaluate(run.model, run.data, "test")
+    assert acc == pytest.approx(run.summary["final"]["test_acc"])
+
+
+def test_cifar_one_epoch_writes_every_run_file(cifar_config):
+    events = []
+    run = train(cifar_config, callbacks=[events.append])
+    assert run.status == "completed", run.message
+    for f in ("config.json", "metrics.jsonl", "summary.json", "best.pt"):
+        assert (run.dir / f).is_file(), f
+    assert Config.load(run.dir) == run.config
+    summary = json.loads((run.dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["best_epoch"] == 1
+    for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
+        assert summary["final"][k] is not None
+    assert 0.1 < summary["final"]["test_acc"] < 1.0
+    state = torch.load(run.dir / "best.pt", weights_only=True)
+    assert set(state) == set(run.model.state_dict())
+    rec = load_run(run.dir)
+    assert rec.status == "completed" and len(rec.rows("step")) == 1000 // 128 and len(rec.rows("epoch")) == 1
+    assert [e.kind for e in events][0] == "start" and events[-1].kind == "end"
+    assert [r.id for r in list_runs(cifar_config.train.out)] == [run.id]
+
+
+def test_stop_keeps_metrics(spirals_config):
+    seen = []
+    cfg = spirals_config.replace(**{"train.epochs": 2000})
+    run = train(cfg, callbacks=[seen.append], background=True)
+    deadline = time.time() + 30
+    while sum(e.kind == "step" for e in seen) < 5 and time.time() < deadline:
+        time.sleep(0.01)
+    run.stop()
+    run.wait(30)
+    assert run.done and run.status == "stopped" and "stopped by request" in run.message
+    rec = load_run(run.dir)
+    assert rec.status == "stopped"
+    assert len(rec.rows("step")) >= 5 and rec.summary["steps"] == len(rec.rows("step"))
+
+
+def test_huge_lr_diverges_with_a_message(spirals_config):
+    cfg = spirals_config.replace(**{"optim.name": "sgd", "optim.lr": 100.0, "schedule.name": "constant",
+                                    "model.norm": "none", "model.init": "large"})
+    run = train(cfg)
+    assert run.status == "diverged"
+    assert "lower the learning rate" in run.message and "--lr 10" in run.message
+    assert load_run(run.dir).status == "diverged"
+
+
+def test_early_stopping(spirals_config):
+    # lr so small nothing improves after the first epoch's checkpoint
+    cfg = spirals_config.replace(**{"train.epochs": 50, "train.patience": 2, "optim.name": "sgd", "optim.lr": 1e-9,
+                                    "schedule.name": "constant", "train.monitor": "val_loss"})
+    run = train(cfg)
+    assert run.status == "completed"
+    assert run.summary.get("early_stopped") is True
+    assert "early stop at epoch" in run.message
+    assert run.summary["epochs"] < 50 and load_run(run.dir).summary["early_stopped"] is True
+
+
+def test_same_seed_same_metrics(spirals_config):
+    cfg = spirals_config.replace(**{"train.epochs": 2, "model.dropout": 0.1})
+    a, b = train(cfg), train(cfg)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]
+    assert strip(load_run(a.dir).rows("step")) == strip(load_run(b.dir).rows("step"))
+    assert strip(load_run(a.dir).rows("epoch")) == strip(load_run(b.dir).rows("epoch"))
+    c = train(cfg.replace(**{"train.seed": 1}))
+    assert strip(load_run(c.dir).rows("step")) != strip(load_run(a.dir).rows("step"))
+
+
+def test_disk_full_is_a_plain_error_and_metrics_stay_readable(spirals_config, monkeypatch):
+    import labkit.runs as runs
+
+    real_dumps = json.dumps
+    count = {"n": 0}
+
+    def dumps(obj, *a, **k):
+        if isinstance(obj, dict) and obj.get("kind") == "step":
+            count["n"] += 1
+            if count["n"] > 10:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_dumps(obj, *a, **k)
+
+    monkeypatch.setattr(runs.json, "dumps", dumps)
+    with pytest.raises(LabkitError, match="No space left on device.*metrics written so far are kept"):
+        train(spirals_config)
+    monkeypatch.setattr(runs.json, "dumps", real_dumps)
+    (d,) = list((spirals_config.train.out and __import__("pathlib").Path(spirals_config.train.out)).iterdir())
+    rows = load_run(d).rows("step")
+    assert len(rows) == 10 and rows[-1]["step"] == 10
