@@ -153,7 +153,8 @@ def test_border_warning_fires_only_at_a_border():
 # -- real searches -------------------------------------------------------------------------------------------------
 
 def test_in_process_search_records_runs_failures_and_stops(tmp_path):
-    base = spirals(tmp_path, **{"train.epochs": 1, "schedule.name": "constant", "model.norm": "none"})
+    base = spirals(tmp_path, **{"train.epochs": 1, "schedule.name": "constant", "model.norm": "none",
+                                "model.width": 32})
     # lr 30..90 on spirals diverges; the study records each as failed with its reason and goes on
     study = run_search(base, Space.parse(["optim.lr=log:30:90"]), trials=2, out=str(tmp_path / "runs"),
                        study="wild")
