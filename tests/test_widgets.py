@@ -196,3 +196,13 @@ def test_lab_command_serves_the_notebook_with_voila(tmp_path):
     assert "voila" in cmd and str(nb) in cmd and "--no-browser" in cmd and "--port=9123" in cmd
     env = lab_env(str(tmp_path))
     assert env["LABKIT_RUNS"] == str(tmp_path.resolve())
+
+
+def test_lab_command_hands_kernels_an_absolute_data_path(tmp_path, monkeypatch):
+    """Voila's kernels start in notebooks/: LABKIT_DATA=../shared/data must still point where the user meant."""
+    from labkit.cli.lab import lab_env
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LABKIT_DATA", "../shared/data")
+    env = lab_env("runs")
+    assert env["LABKIT_DATA"] == str((tmp_path / ".." / "shared" / "data").resolve())

@@ -41,6 +41,9 @@ def lab_env(runs: str) -> dict[str, str]:
 
     env = dict(os.environ)
     env["LABKIT_RUNS"] = str(Path(runs).resolve())
+    # the kernels run in the notebook's folder: a relative LABKIT_DATA (../shared/data) must mean what it meant here
+    if env.get("LABKIT_DATA"):
+        env["LABKIT_DATA"] = str(Path(env["LABKIT_DATA"]).expanduser().resolve())
     root = str(Path(pkg_file).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env
