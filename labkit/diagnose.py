@@ -68,7 +68,8 @@ COLLAPSE_ALARM = 1e-3  # under a thousandth the deep layers carry no signal at a
 MIN_COLLAPSE_LAYERS = 3  # "across depth" needs at least three activation layers
 SYMMETRY_TOL = 1e-6  # units whose outputs agree to 1e-6 (relative) are the same unit
 
-PLOT_CURVES, PLOT_LR, PLOT_STATS, PLOT_GRADS = "learning_curves", "lr", "activation_stats", "gradients"
+PLOT_CURVES, PLOT_STATS, PLOT_GRADS = "learning_curves", "activation_stats", "gradients"
+PLOT_FIRST = "activations_first"  # the step-0 histograms: the lectures' picture of a bad init
 
 
 @dataclass
@@ -498,7 +499,7 @@ def _saturated(h: ProbeHistory, run: _Run) -> Finding | None:
                   + f" (median {_pct(med)}; a value counts within 2% of the {act} range from a limit, where its "
                   "gradient is ~0)")
             return Finding("saturated_units", "alarm", f"Saturated {act} units from the start: init too large", ev,
-                           init_fix, PLOT_STATS, 0, {"saturated": sat0, "median": med, "when": "init"})
+                           init_fix, PLOT_FIRST, 0, {"saturated": sat0, "median": med, "when": "init"})
     sat = {k: _recent(h, k, "saturated") for k in layers}
     vals = [v for v in sat.values() if math.isfinite(v)]
     if not vals or float(np.median(vals)) < SAT_LATE:

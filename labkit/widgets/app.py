@@ -123,10 +123,16 @@ class Lab:
                 self.say(html.escape(str(e)), "error")
                 return None
             self.live.begin(cfg, plan, spe)
+            diagnose = self.extra_tabs.get("Diagnose")
+            if diagnose is not None:
+                diagnose.begin(cfg)  # findings refresh live from the same events as the views
             try:
-                self.run = train(cfg, callbacks=[self.live], background=True)
+                self.run = train(cfg, callbacks=[self.live, *([diagnose] if diagnose is not None else [])],
+                                 background=True)
             except LabkitError as e:  # e.g. the run store cannot be created
                 self.live.end = EndEvent("failed", str(e), {})
+                if diagnose is not None:
+                    diagnose(EndEvent("failed", str(e), {}))
                 self.say(html.escape(str(e)), "error")
                 return None
             self.runs.append(self.run)
@@ -146,6 +152,13 @@ class Lab:
             self.run.wait(timeout)
         self.live.wait(timeout)
         return self.run
+
+    def set_lr(self, lr: float) -> None:
+        """Put `lr` into the learning-rate control (e.g. the LR range test's suggestion from the Diagnose tab)."""
+        try:
+            self.controls.set_config(self.controls.config.replace(**{"optim.lr": float(lr)}))
+        except LabkitError as e:
+            self.say(html.escape(str(e)), "error")
 
     def say(self, text_html: str, kind: str = "info") -> None:
         """Show a message in the dashboard's message area."""
@@ -260,10 +273,7 @@ class Lab:
             if e.name != f"{__package__}.diagnose":
                 raise
         else:
-            import inspect
-
-            accepts = inspect.signature(DiagnosePanel).parameters
-            tabs["Diagnose"] = DiagnosePanel(**({"out": self.out} if "out" in accepts else {}))
+            tabs["Diagnose"] = DiagnosePanel(out=self.out, base=lambda: self.config, apply_lr=self.set_lr)
         return tabs
 
     def _layout(self) -> W.Widget:

@@ -1,0 +1,338 @@
+"""The lab's Diagnose panel: findings about the run as it trains, the plots that show them, and the checks.
+
+Thin: the judgement is labkit.diagnose's, the figures are labkit.plots', the
+checks are labkit.checks'. The panel is an event subscriber whose __call__
+only stores the event (LiveDiagnosis); its own thread re-diagnoses about once
+a second and updates a fixed set of coloured cards in place (no widgets are
+created while a run trains). Each card's button draws the figure that shows
+the evidence, from the rows and probe snapshots received so far (or from a
+stored run's files). "Check this config" runs the pre-training checks and
+the LR range test on a background thread; "Use suggested LR" puts the
+suggestion into the LR control.
+"""
+from __future__ import annotations
+
+import html
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as W
+from matplotlib.figure import Figure
+
+from ..config import Config
+from ..diagnose import Finding, LiveDiagnosis, diagnose_run
+from ..errors import LabkitError
+from ..events import EndEvent, Event, StartEvent
+from ..probes import ProbeHistory
+from .live import png
+
+REFRESH_INTERVAL = 1.0  # seconds between live re-diagnoses (diagnose() on a few thousand rows takes milliseconds)
+MAX_CARDS = 12  # card widgets built once; more findings than this are summarized in one line
+PLOT_DPI = 80
+
+STYLE = {  # severity -> (accent, background, label)
+    "alarm": ("#c62828", "#fdecea", "ALARM"),
+    "warn": ("#b26a00", "#fff6e0", "WARNING"),
+    "info": ("#1d3557", "#eef4fb", "NOTE"),
+    "not_judged": ("#666666", "#f3f3f3", "NOT JUDGED YET"),
+}
+PLOT_NAMES = {"learning_curves": "learning curves", "lr": "learning rate", "activations_first": "first histograms",
+              "activations_last": "latest histograms", "activation_stats": "activation statistics",
+              "activation_heatmap": "activation heatmap", "gradients": "gradients and updates"}
+
+
+def figure_for(plot: str, rows: list[dict], history: ProbeHistory | None, label: str = "run") -> Figure:
+    """The run_figures figure named `plot`, drawn from metric rows and probe snapshots (a live or stored run)."""
+    from .. import plots
+
+    h = history if history is not None else ProbeHistory()
+    if plot == "learning_curves":
+        return plots.learning_curves({label: rows})
+    if plot == "lr":
+        start = next((r for r in rows if r.get("kind") == "start"), {})
+        lrs = [float(r["lr"]) for r in rows if r.get("kind") == "step" and r.get("lr") is not None]
+        return plots.lr_curve({label: lrs} if lrs else {}, start.get("steps_per_epoch"))
+    if plot in ("activations_first", "activations_last"):
+        return plots.activation_histograms(h, 0 if plot == "activations_first" else -1)
+    if plot == "activation_stats":
+        return plots.activation_stats(h)
+    if plot == "activation_heatmap":
+        return plots.activation_heatmap(h)
+    if plot == "gradients":
+        return plots.gradient_updates(h)
+    raise LabkitError(f"unknown plot {plot!r}; choose one of: {', '.join(PLOT_NAMES)}")
+
+
+def card_html(f: Finding) -> str:
+    """One finding as a coloured card: severity, title, evidence, suggestion."""
+    accent, bg, label = STYLE["not_judged" if f.code == "not_judged" else f.severity]
+    return (f"<div style='border-left:6px solid {accent};background:{bg};padding:6px 10px;border-radius:6px;"
+            f"font-size:13px;line-height:1.35'>"
+            f"<span style='color:{accent};font-weight:700;font-size:11px;letter-spacing:0.05em'>{label}</span> "
+            f"<b>{html.escape(f.title)}</b><br>"
+            f"<span style='color:#333'><b>evidence:</b> {html.escape(f.evidence)}</span><br>"
+            f"<span style='color:#333'><b>try:</b> {html.escape(f.suggestion)}</span></div>")
+
+
+class DiagnosePanel:
+    """Live findings for the run in training, any past run's diagnosis, and the pre-training checks."""
+
+    def __init__(self, out: str | None = None, base: Callable[[], Config] | None = None,
+                 apply_lr: Callable[[float], None] | None = None):
+        self.out = out or "runs"
+        self.base, self.apply_lr = base, apply_lr
+        self.live: LiveDiagnosis | None = None
+        self.findings: list[Finding] = []
+        self.source: dict[str, Any] = {}  # what the cards describe: label, rows, history (or run_dir to read them)
+        self.suggested_lr: float | None = None
+        self.check_report: Any = None
+        self._gen = 0  # bumped by begin/attach/past-run diagnosis: an older thread's result is dropped
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+        self.status = W.HTML("<i>Findings appear here while a run trains, or pick a past run below.</i>")
+        self.cards: list[tuple[W.HTML, W.Button, W.VBox]] = []
+        for i in range(MAX_CARDS):
+            text = W.HTML()
+            btn = W.Button(description="show the plot", icon="line-chart", layout=W.Layout(width="auto"))
+            btn.on_click(lambda _, i=i: self._plot_async(i))
+            box = W.VBox([text, btn], layout=W.Layout(margin="3px 0", display="none"))
+            self.cards.append((text, btn, box))
+        self.more = W.HTML()
+        self.plot_title = W.HTML()
+        self.plot = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+
+        self.runs = W.Dropdown(options=[], description="past run", style={"description_width": "70px"},
+                               layout=W.Layout(width="520px"))
+        self.runs_btn = W.Button(description="Diagnose", icon="search", layout=W.Layout(width="110px"))
+        self.refresh_btn = W.Button(icon="refresh", tooltip="list the run store again", layout=W.Layout(width="40px"))
+        self.runs_btn.on_click(lambda _: self.diagnose_past(self.runs.value))
+        self.refresh_btn.on_click(lambda _: self.refresh())
+
+        self.check_btn = W.Button(description="Check this config", icon="check", button_style="info",
+                                  tooltip="initial loss vs ln C, overfit 20 images, LR range test (about 20 s on CIFAR)",
+                                  layout=W.Layout(width="170px"))
+        self.check_btn.on_click(lambda _: self.check_async())
+        self.use_lr_btn = W.Button(description="Use suggested LR", icon="arrow-left", disabled=True,
+                                   layout=W.Layout(width="auto"))
+        self.use_lr_btn.on_click(lambda _: self.use_suggested_lr())
+        self.check_status = W.HTML()
+        self.check_text = W.HTML()
+        self.check_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="760px"))
+
+        title = "<div style='font-weight:600;font-size:14px;color:#1d3557;margin:6px 0 2px'>{}</div>"
+        self.widget = W.VBox([
+            W.HTML(title.format("Diagnosis of the run")), self.status,
+            *[c[2] for c in self.cards], self.more, self.plot_title, self.plot,
+            W.HTML(title.format("Diagnose a past run")), W.HBox([self.runs, self.runs_btn, self.refresh_btn]),
+            W.HTML(title.format("Before training: sanity checks and the LR range test")),
+            W.HBox([self.check_btn, self.use_lr_btn, self.check_status], layout=W.Layout(align_items="center")),
+            self.check_text, self.check_img,
+        ], layout=W.Layout(padding="4px"))
+        self.refresh()
+
+    # -- live runs ----------------------------------------------------------------------------------
+    def begin(self, config: Config) -> None:
+        """A run of `config` is about to start: forget the last one and diagnose this one as events arrive."""
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+            self.live = LiveDiagnosis(config)
+            self.source = {"label": config.train.name or "this run", "live": self.live}
+        self.status.value = "<i>waiting for the first steps...</i>"
+        self._wake.clear()
+        self._spawn(self._live_loop, gen, self.live, name="labkit-lab-diagnose")
+
+    def __call__(self, event: Event) -> None:
+        """Receive one event on the training thread: store it (the panel's thread does the work)."""
+        live = self.live
+        if live is None:
+            return
+        live(event)
+        if isinstance(event, (EndEvent, StartEvent)):
+            if isinstance(event, StartEvent):
+                self.source["label"] = event.run_id
+            self._wake.set()
+
+    def _live_loop(self, gen: int, live: LiveDiagnosis) -> None:
+        seen = -1
+        while gen == self._gen:
+            self._wake.wait(REFRESH_INTERVAL)
+            self._wake.clear()
+            ended = live.ended
+            if live.count != seen:
+                seen = live.count
+                try:
+                    found = live.findings()
+                except Exception as e:  # a diagnosis bug must not stop the views; say what it was
+                    self.status.value = f"<span style='color:#a00'>could not diagnose: {html.escape(repr(e))}</span>"
+                else:
+                    self._show(gen, found, live.rows(), live.history(), live=not ended,
+                               source={"label": self.source.get("label", "this run"), "live": live})
+            if ended:
+                return
+
+    def attach(self, run: Any) -> None:
+        """Final diagnosis of a finished run (a labkit Run, a RunRecord or a run directory), from its files."""
+        run_dir = Path(getattr(run, "dir", run))
+        model, data = getattr(run, "model", None), getattr(run, "data", None)
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+        self.refresh(select=str(run_dir))
+        self._spawn(self._diagnose_dir, gen, run_dir, model, data, name="labkit-lab-diagnose-run")
+
+    def diagnose_past(self, run_dir: str | None) -> None:
+        """Diagnose a stored run (the dropdown's choice) on a background thread."""
+        if not run_dir:
+            self.status.value = f"<i>no runs under {html.escape(str(self.out))} yet</i>"
+            return
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+        self.status.value = f"<i>diagnosing {html.escape(Path(run_dir).name)}...</i>"
+        self._spawn(self._diagnose_dir, gen, Path(run_dir), None, None, name="labkit-lab-diagnose-past")
+
+    def _diagnose_dir(self, gen: int, run_dir: Path, model: Any, data: Any) -> None:
+        from ..probes import read_probes
+        from ..runs import load_run
+
+        try:
+            found = diagnose_run(run_dir, model=model, data=data)
+            rows, history = load_run(run_dir).metrics, read_probes(run_dir)
+        except LabkitError as e:
+            if gen == self._gen:
+                self.status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            return
+        self._show(gen, found, rows, history, live=False, source={"label": run_dir.name, "run_dir": str(run_dir)})
+
+    # -- showing ----------------------------------------------------------------------------------------
+    def _show(self, gen: int, found: list[Finding], rows: list[dict], history: ProbeHistory, live: bool,
+              source: dict[str, Any]) -> None:
+        with self._lock:
+            if gen != self._gen:
+                return  # a newer run or choice owns the cards
+            self.findings = found
+            self.source = dict(source, rows=rows, history=history)
+            steps = sum(1 for r in rows if r.get("kind") == "step")
+            alarms = sum(f.severity == "alarm" for f in found)
+            warns = sum(f.severity == "warn" and f.code != "not_judged" for f in found)
+            where = f"{html.escape(str(self.source.get('label', 'run')))}: {steps} steps, {len(history)} probe snapshots"
+            if alarms or warns:
+                head = (f"<b style='color:{STYLE['alarm'][0] if alarms else STYLE['warn'][0]}'>{alarms} alarm"
+                        f"{'s' * (alarms != 1)}, {warns} warning{'s' * (warns != 1)}</b>")
+            else:
+                head = f"<b style='color:#1b5e20'>no alarms</b>{' so far' if live else ''}"
+            self.status.value = f"{head} &middot; {where}{' &middot; <i>live</i>' if live else ''}"
+            for i, (text, btn, box) in enumerate(self.cards):
+                if i < len(found):
+                    f = found[i]
+                    text.value = card_html(f)
+                    btn.description = f"show the plot: {PLOT_NAMES.get(f.plot, f.plot)}"
+                    box.layout.display = ""
+                else:
+                    box.layout.display = "none"
+            extra = len(found) - MAX_CARDS
+            self.more.value = f"<small>... and {extra} more (see `labkit diagnose`)</small>" if extra > 0 else ""
+
+    def _plot_async(self, i: int) -> None:
+        self._spawn(self.show_plot, i, name="labkit-lab-diagnose-plot")
+
+    def show_plot(self, i: int) -> Figure | None:
+        """Draw the plot that shows finding `i` (from the rows and snapshots the cards were made from)."""
+        if i >= len(self.findings):
+            return None
+        f = self.findings[i]
+        rows, history = self.source.get("rows") or [], self.source.get("history")
+        self.plot_title.value = f"<i>drawing {html.escape(PLOT_NAMES.get(f.plot, f.plot))}...</i>"
+        fig = figure_for(f.plot, rows, history, str(self.source.get("label", "run")))
+        self.plot.value = png(fig, PLOT_DPI)
+        self.plot_title.value = (f"<b>{html.escape(PLOT_NAMES.get(f.plot, f.plot))}</b> "
+                                 f"<small>(for: {html.escape(f.title)})</small>")
+        return fig
+
+    # -- the run store ---------------------------------------------------------------------------------
+    def refresh(self, select: str | None = None) -> None:
+        """List the run store in the dropdown (newest first)."""
+        from ..runs import list_runs
+
+        try:
+            runs = list(reversed(list_runs(self.out)))
+        except (LabkitError, OSError):
+            runs = []
+        options = [(f"{r.id}  ({r.status})", str(r.dir)) for r in runs]
+        self.runs.options = options
+        if select is not None and any(v == select for _, v in options):
+            self.runs.value = select
+
+    # -- pre-training checks ----------------------------------------------------------------------------
+    def check_async(self) -> None:
+        """Run the checks on the current config in the background (the button's action)."""
+        self._spawn(self.check, name="labkit-lab-check")
+
+    def check(self) -> Any:
+        """Run labkit.checks.run_checks on base() and show the report, the LR range plot and the suggested LR."""
+        if self.base is None:
+            self.check_status.value = "<i>no configuration to check</i>"
+            return None
+        self.check_btn.disabled, self.use_lr_btn.disabled = True, True
+        self.check_status.value = "<i>checking...</i>"
+        try:
+            from ..checks import run_checks
+            from ..plots.babysit import lr_range_plot
+
+            cfg = self.base().validate()
+            report = run_checks(cfg, progress=lambda s: setattr(self.check_status, "value",
+                                                                 f"<i>{html.escape(str(s))}</i>"))
+        except ImportError as e:  # labkit.checks is a separate module; say which one is missing
+            self.check_status.value = f"<span style='color:#a00'>the checks are not available: {html.escape(str(e))}</span>"
+            return None
+        except LabkitError as e:
+            self.check_status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            return None
+        finally:
+            self.check_btn.disabled = False
+        self.check_report = report
+        ok = report.passed
+        self.check_status.value = (f"<b style='color:{'#1b5e20' if ok else STYLE['alarm'][0]}'>"
+                                   f"{'all checks passed' if ok else 'some checks failed'}</b> "
+                                   f"<small>({report.seconds:.1f} s)</small>")
+        self.check_text.value = (f"<pre style='font-size:12px;line-height:1.3;white-space:pre-wrap'>"
+                                 f"{html.escape(report.text())}</pre>")
+        self.suggested_lr = report.lr.suggestion() if report.lr is not None else None
+        self.check_img.value = png(lr_range_plot(report.lr), PLOT_DPI) if report.lr is not None else b""
+        if self.suggested_lr is not None and self.apply_lr is not None:
+            self.use_lr_btn.description = f"Use suggested LR {self.suggested_lr:.2g}"
+            self.use_lr_btn.disabled = False
+        return report
+
+    def use_suggested_lr(self) -> None:
+        """Hand the LR range test's suggestion to apply_lr (the lab's LR control)."""
+        if self.suggested_lr is not None and self.apply_lr is not None:
+            self.apply_lr(float(self.suggested_lr))
+            self.check_status.value = f"<b>learning rate set to {self.suggested_lr:.2g}</b>"
+
+    # -- threads ---------------------------------------------------------------------------------------
+    def _spawn(self, target: Callable, *args: Any, name: str) -> None:
+        t = threading.Thread(target=self._guard, args=(target, *args), daemon=True, name=name)
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()
+
+    def _guard(self, target: Callable, *args: Any) -> None:
+        try:
+            target(*args)
+        except Exception as e:  # a background job's failure is shown, not lost in a thread
+            self.status.value = f"<span style='color:#a00'>{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the panel's background work (diagnoses, plots, checks); True when all of it finished."""
+        for t in list(self._threads):
+            t.join(timeout)
+        return not any(t.is_alive() for t in self._threads)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
