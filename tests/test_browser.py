@@ -49,6 +49,8 @@ def voila(tmp_path):
     port = _free_port()
     runs = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # the server starts in tmp_path: a LABKIT_DATA relative to where pytest runs must become absolute first
+    env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve()) if os.environ.get("LABKIT_DATA") else ""
     log = open(tmp_path / "voila.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "--port", str(port), "--no-browser",
                              "--runs", str(runs)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -95,8 +97,13 @@ def test_train_and_stop_in_chromium(voila):
         page.locator("select").filter(has_text="leaky_relu").first.select_option("tanh")
         page.wait_for_timeout(500)
         train.click()
-        page.get_by_text("step ", exact=False).filter(has_text="steps/s").wait_for(timeout=90_000)
-        page.get_by_text("probe snapshot", exact=False).wait_for(timeout=90_000)
+        try:
+            page.get_by_text("step ", exact=False).filter(has_text="steps/s").wait_for(timeout=90_000)
+            page.get_by_text("probe snapshot", exact=False).first.wait_for(timeout=90_000)
+        except Exception:  # keep what the page showed: the dashboard's own message says why no step came
+            page.screenshot(path=str(ARTIFACTS / "lab-failure.png"), full_page=True)
+            text = page.inner_text("body")
+            pytest.fail(f"no training progress in the page within 90 s; page text:\n{text[:3000]}")
         page.wait_for_timeout(5000)  # a few throttled redraws, so the screenshot shows curves mid-run
         page.screenshot(path=str(ARTIFACTS / "lab.png"), full_page=True)
         page.get_by_role("button", name="Stop").click()
