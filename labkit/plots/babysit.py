@@ -1,0 +1,134 @@
+"""Plots of the babysitting tools: the LR range test and the pre-training checks.
+
+Pure functions: data in, `matplotlib.figure.Figure` out (no pyplot state).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .training import empty_panel, new_figure
+
+if TYPE_CHECKING:
+    from ..checks import CheckReport
+    from ..lr_finder import LRFinderResult
+
+PASS_COLOR, FAIL_COLOR = "#2a7d2a", "#c0392b"
+STEEP_COLOR, MIN_COLOR, CONFIG_COLOR = "#1f77b4", "#d62728", "0.45"
+
+
+def lr_range_plot(result: "LRFinderResult") -> Figure:
+    """Loss (raw and smoothed) against the LR on a log axis, both suggestions and the stop point marked."""
+    fig = new_figure(4.6)
+    ax = fig.add_subplot()
+    lrs = np.asarray(result.lrs, dtype=float)
+    raw = np.asarray(result.losses, dtype=float)
+    sm = np.asarray(result.smoothed, dtype=float)
+    if len(lrs) == 0:
+        empty_panel(ax, f"the LR range test recorded no step ({result.reason})")
+        return fig
+    ax.plot(lrs, raw, color="0.6", lw=0.9, alpha=0.8, label="loss (each step)")
+    ax.plot(lrs, sm, color="black", lw=2.0, label="smoothed loss (bias-corrected EMA)")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    # the divergent tail and single-batch spikes would squash the curve; keep the smoothed curve in view
+    finite = sm[np.isfinite(sm)]
+    lo = float(np.nanmin(np.where(np.isfinite(raw), raw, np.nan))) if np.isfinite(raw).any() else float(finite.min())
+    top = float(finite.max()) if finite.size else 1.0
+    span = max(top - lo, 1e-3)
+    ax.set_ylim(max(0.0, lo - 0.05 * span), top + 0.15 * span)
+    ax.set_xlim(result.start, result.end)
+    if raw[np.isfinite(raw)].max() > top + 0.15 * span:
+        ax.text(0.01, 0.98, "raw losses above the top are clipped", transform=ax.transAxes, va="top", fontsize=8,
+                color="0.4")
+
+    def mark(lr: float | None, color: str, label: str, style: str = "--") -> None:
+        if lr is None:
+            return
+        ax.axvline(lr, color=color, ls=style, lw=1.4, label=f"{label}: {lr:.3g}")
+
+    mark(result.steepest_lr, STEEP_COLOR, "steepest descent")
+    mark(result.min_lr, MIN_COLOR, "minimum / 10")
+    if result.config_lr:
+        mark(result.config_lr, CONFIG_COLOR, "config lr", ":")
+    s = result.suggestion()
+    if s is not None:
+        y = float(np.interp(math.log(s), np.log(lrs), np.where(np.isfinite(sm), sm, top)))
+        ax.plot([s], [y], marker="o", ms=8, color=MIN_COLOR if s == result.min_lr else STEEP_COLOR, zorder=5)
+        ax.annotate(f"suggested lr {s:.3g}", (s, y), xytext=(8, 10), textcoords="offset points", fontsize=9,
+                    fontweight="bold")
+    if result.stopped_early and result.stop_lr is not None:
+        ystop = float(sm[-1]) if np.isfinite(sm[-1]) and lrs[-1] == result.stop_lr else top
+        ax.plot([result.stop_lr], [min(ystop, top + 0.1 * span)], marker="X", ms=10, color="black", ls="none",
+                label=f"stopped at lr {result.stop_lr:.3g}")
+    title = f"LR range test: {len(lrs)} of {result.iters} steps, lr {result.start:.0e} to {result.end:g}"
+    ax.set_title(title + ("" if not result.stopped_early else " (stopped early)"), loc="left")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    return fig
+
+
+def checks_figure(report: "CheckReport") -> Figure:
+    """Initial loss (and with regularization) against ln C and its pass band; the overfit-20 loss and accuracy."""
+    fig = new_figure(4.2)
+    ax_init, ax_fit = fig.subplots(1, 2, width_ratios=[1, 1.6])
+    by_name = {c.name: c for c in report.checks}
+    init = by_name.get("initial loss")
+    reg = by_name.get("regularization")
+    if init is None:
+        empty_panel(ax_init, "no initial-loss check in this report")
+    else:
+        v = init.values
+        bars = [("at init", v["loss"], PASS_COLOR if init.passed else FAIL_COLOR)]
+        if reg is not None:
+            bars.append(("+ regularization", reg.values["loss_regularized"], PASS_COLOR if reg.passed else FAIL_COLOR))
+        xs = np.arange(len(bars))
+        ax_init.bar(xs, [b[1] for b in bars], color=[b[2] for b in bars], width=0.6)
+        for i, (x, (_, h, _)) in enumerate(zip(xs, bars)):
+            extra = f" ({reg.values['raised_by']:+.2g})" if i == 1 and reg is not None else ""
+            ax_init.text(x, h, f"{h:.3g}{extra}", ha="center", va="bottom", fontsize=9)
+        ax_init.axhline(v["ln_c"], color="black", lw=1.5, label=f"ln C = ln {int(v['classes'])} = {v['ln_c']:.3f}")
+        ax_init.axhspan(v["band_low"], v["band_high"], color=PASS_COLOR, alpha=0.08,
+                        label=f"pass band {v['band_low']:.2g}-{v['band_high']:.2g}")
+        if max(b[1] for b in bars) > 10 * v["band_high"]:
+            ax_init.set_yscale("log")
+        else:
+            ax_init.set_ylim(0, max(v["band_high"], max(b[1] for b in bars)) * 1.12)
+        ax_init.set_xticks(xs, [b[0] for b in bars])
+        ax_init.set_ylabel("cross-entropy loss")
+        ax_init.set_title(f"initial loss: {'PASS' if init.passed else 'FAIL'} ({v['ratio']:.2f} x ln C)", loc="left",
+                          color=PASS_COLOR if init.passed else FAIL_COLOR)
+        ax_init.legend(fontsize=8, loc="upper left")
+    fit = next((c for c in report.checks if c.name.startswith("overfit")), None)
+    if fit is None or not fit.curves.get("loss"):
+        empty_panel(ax_fit, "no overfit check in this report")
+        return fig
+    loss = np.asarray(fit.curves["loss"], dtype=float)
+    acc = np.asarray(fit.curves["accuracy"], dtype=float)
+    steps = np.arange(len(loss))
+    color = PASS_COLOR if fit.passed else FAIL_COLOR
+    ax_fit.plot(steps, loss, color="black", lw=1.6, label="training loss")
+    ax_fit.set_xlabel("step (full batch)")
+    ax_fit.set_ylabel("training loss")
+    if len(loss) > 1 and np.isfinite(loss).all() and loss.min() > 0 and loss.max() / loss.min() > 30:
+        ax_fit.set_yscale("log")
+    ax_acc = ax_fit.twinx()
+    ax_acc.plot(steps, 100 * acc, color=color, lw=1.6, label="training accuracy")
+    ax_acc.axhline(100, color=color, lw=0.8, ls=":")
+    ax_acc.set_ylim(0, 105)
+    ax_acc.set_ylabel("training accuracy (%)", color=color)
+    n = int(fit.values["images"])
+    if fit.passed:
+        k = int(fit.values["steps_to_100"])
+        ax_acc.annotate(f"100% after {k} steps", (k, 100), xytext=(-10, -28), textcoords="offset points",
+                        ha="right", fontsize=9, arrowprops=dict(arrowstyle="->", color=color))
+    ax_fit.set_title(f"overfit {n} images: {'PASS' if fit.passed else 'FAIL'} (lr {fit.values['lr']:g}, "
+                     f"regularization off)", loc="left", color=color)
+    lines = ax_fit.get_legend_handles_labels()[0] + ax_acc.get_legend_handles_labels()[0]
+    ax_fit.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right")
+    ax_fit.grid(True, alpha=0.3)
+    return fig
