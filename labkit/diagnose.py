@@ -63,7 +63,7 @@ DEAD_ALARM = 0.9  # 90%: the layer passes almost nothing; gradients through it a
 SAT_INIT = 0.2  # at step 0, a fifth of sigmoid/tanh values at their limits (Xavier init: under 6%)
 SAT_LATE = 0.6  # later in training confident nets saturate (a trained tanh spirals MLP: 40-60%)
 CONFIDENT = 0.8  # ... so late saturation is judged only while train accuracy is below 80% of the way to 100%
-COLLAPSE_RATIO = 0.1  # the last layer's activation std under a tenth of the first's, shrinking layer by layer
+COLLAPSE_RATIO = 0.1  # a deeper layer's activation std under a tenth of the first's, shrinking layer by layer to it
 COLLAPSE_ALARM = 1e-3  # under a thousandth the deep layers carry no signal at all
 MIN_COLLAPSE_LAYERS = 3  # "across depth" needs at least three activation layers
 SYMMETRY_TOL = 1e-6  # units whose outputs agree to 1e-6 (relative) are the same unit
@@ -121,12 +121,12 @@ def _pct(v: float) -> str:
 
 
 def _nice(v: float) -> float:
-    """`v` rounded to 1, 2 or 5 times a power of ten (a value a person would type)."""
+    """`v` rounded to 1, 2, 3 or 5 times a power of ten (a value a person would type)."""
     if not (math.isfinite(v) and v > 0):
         return v
     e = math.floor(math.log10(v))
     m = v / 10**e
-    m = 1 if m < 1.5 else 2 if m < 3.5 else 5 if m < 7.5 else 10
+    m = 1 if m < 1.5 else 2 if m < 2.5 else 3 if m < 4 else 5 if m < 7.5 else 10
     return float(f"{m * 10**e:.3g}")
 
 
@@ -178,7 +178,7 @@ def _divergence(run: _Run) -> list[Finding]:
     out: list[Finding] = []
     loss, n = run.loss, run.n
     lr_txt = _g(run.peak_lr)
-    lower = _nice(run.peak_lr / 10) if math.isfinite(run.peak_lr) else None
+    lower = run.peak_lr / 10 if math.isfinite(run.peak_lr) and run.peak_lr > 0 else None
     fix = (f"lower the LR: try --lr {_g(lower)} (a tenth)" if lower else "lower the LR (try a tenth)") + \
         ", add warmup (--warmup 1) or gradient clipping (--grad-clip 1), or batch norm (--norm batch); " \
         "`labkit check` runs the LR range test"
@@ -524,15 +524,15 @@ def _collapse(h: ProbeHistory) -> Finding | None:
         if len(pairs) < MIN_COLLAPSE_LAYERS or pairs[0][1] <= 0:
             continue
         s = np.array([p[1] for p in pairs])
-        ratio = float(s[-1] / s[0])
-        shrinking = float(np.mean(np.diff(s) < 0))
-        if ratio < COLLAPSE_RATIO and shrinking >= 0.7:
+        j = int(np.argmin(s[1:])) + 1  # the deepest point of the collapse (later layers may have learned a little)
+        ratio = float(s[j] / s[0])
+        if j + 1 >= MIN_COLLAPSE_LAYERS and ratio < COLLAPSE_RATIO and bool(np.all(np.diff(s[:j + 1]) < 0)):
             if when == "init" and h.steps[i] != 0:
                 continue
-            per = ratio ** (1 / (len(s) - 1)) if ratio > 0 else 0.0
+            per = ratio ** (1 / j) if ratio > 0 else 0.0
             chain = " -> ".join(_g(float(v)) for v in s)
             ev = (f"activation std by depth at step {h.steps[i]}: {chain} ({pairs[0][0]} to {pairs[-1][0]}): x{_g(per, 2)} "
-                  f"per layer, the last layer at {_g(ratio)} of the first")
+                  f"per layer from {pairs[0][0]} to {pairs[j][0]}, which is at {_g(ratio)} of the first")
             if when == "init":
                 ev += f"; by step {h.steps[-1]} it recovered (x{_g(float(_last_ratio(h)), 2)})"
             sev = "alarm" if ratio < COLLAPSE_ALARM and when == "latest" else ("warn" if when == "latest" else "info")

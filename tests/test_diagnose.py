@@ -1,0 +1,312 @@
+"""Diagnosis: constructed failures give the right finding and not the wrong ones; stored, partial and live runs; CLI; panel."""
+from __future__ import annotations
+
+import html
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labkit import Config
+from labkit.cli import main
+from labkit.diagnose import (DEAD_WARN, OVERFIT_GAP, LiveDiagnosis, diagnose, diagnose_run, has_alarms,
+                             report_text, unit_symmetry)
+from labkit.errors import LabkitError
+from labkit.probes import read_probes
+from labkit.runs import read_metrics
+from labkit.train import train
+
+from conftest import needs_cifar
+
+# findings that blame the learning rate / the loss curve, and those that blame the init
+LR_CODES = {"lr_too_low", "lr_too_high", "diverged"}
+INIT_CODES = {"symmetry", "saturated_units", "activation_collapse", "bad_init_plateau"}
+
+
+def codes(findings) -> set[str]:
+    return {f.code for f in findings if f.code != "not_judged"}
+
+
+def not_judged(findings) -> set[str]:
+    return {f.values.get("check") for f in findings if f.code == "not_judged"}
+
+
+def spirals(root: Path, **overrides) -> Config:
+    """A 2-D run of 310 steps (10 epochs of 31 batches) with probes every 10 steps."""
+    return Config().replace(**{
+        "data.dataset": "spirals", "model.kind": "mlp", "model.width": 64, "train.epochs": 10,
+        "reg.label_smoothing": 0.0, "optim.weight_decay": 0.0, "train.out": str(root), "train.threads": 1,
+        "probe.every": 10, "train.batch_size": 32, "train.test": False, **overrides})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("diag_runs")
+
+
+@pytest.fixture(scope="module")
+def runs(store):
+    """The constructed failures, trained once for the module (each under a second on spirals)."""
+    cases = {
+        "healthy": {"optim.name": "adam", "optim.lr": 0.01, "schedule.name": "cosine"},
+        "lr_high": {"optim.lr": 10.0, "schedule.name": "constant"},
+        "lr_low": {"optim.lr": 1e-7, "schedule.name": "constant"},
+        "zeros": {"model.init": "zeros"},
+        "sigmoid": {"model.depth": 10, "model.activation": "sigmoid", "model.init": "large", "model.norm": "none"},
+        "no_probes": {"optim.name": "adam", "optim.lr": 0.01, "probe.every": 0, "train.epochs": 3},
+    }
+    return {name: train(spirals(store, **{"train.name": name, **o})) for name, o in cases.items()}
+
+
+# -- constructed failures -------------------------------------------------------------------------------
+def test_lr_ten_is_too_high_and_diverges(runs):
+    run = runs["lr_high"]
+    found = diagnose_run(run.dir)
+    assert run.status == "diverged"
+    assert {"diverged", "lr_too_high"} <= codes(found)
+    assert not codes(found) & ({"lr_too_low", "update_ratio_low", "overfitting", "underfitting", "dead_units"} | INIT_CODES)
+    div = next(f for f in found if f.code == "diverged")
+    assert div.severity == "alarm" and "--lr 1" in div.suggestion and div.plot == "learning_curves"
+    assert "nan" in div.evidence and "10" in div.evidence
+    assert "after_divergence" in not_judged(found)  # the rest is said to be unjudgeable, not guessed
+
+
+def test_lr_1e7_is_too_low(runs):
+    found = diagnose_run(runs["lr_low"].dir)
+    low = next(f for f in found if f.code == "lr_too_low")
+    assert low.severity == "alarm"
+    assert abs(low.values["change"]) < 0.10 and low.values["lr"] == pytest.approx(1e-7)
+    assert "1e-07" in low.evidence and "step" in low.evidence and "--lr" in low.suggestion
+    assert "labkit check" in low.suggestion
+    assert "update_ratio_low" in codes(found)  # the probes agree: ratio ~1e-7, not ~1e-3
+    assert not codes(found) & ({"lr_too_high", "diverged", "overfitting", "dead_units"} | INIT_CODES)
+
+
+def test_zero_init_is_symmetry_not_a_low_lr(runs):
+    found = diagnose_run(runs["zeros"].dir)
+    sym = next(f for f in found if f.code == "symmetry")
+    assert sym.severity == "alarm" and "--init kaiming" in sym.suggestion
+    assert sym.values["zero_weights"]  # from the probes: weight tensors of norm 0
+    same = sym.values["identical_layers"]  # from the model rebuilt from best.pt: every unit gives the same output
+    assert same and all(v["distinct"] == 1 and v["units"] == 64 for v in same.values())
+    assert not codes(found) & {"lr_too_low", "update_ratio_low", "dead_units", "activation_collapse", "underfitting",
+                               "lr_too_high", "diverged"}
+
+
+def test_symmetry_from_the_model_alone_without_probes(store):
+    run = train(spirals(store, **{"model.init": "zeros", "probe.every": 0, "train.epochs": 2}))
+    found = diagnose_run(run.dir)
+    assert "symmetry" in codes(found) and "probes" in not_judged(found)
+    # and the unit comparison itself: a random init has distinct units
+    from labkit.data import load_data
+    from labkit.models import build_model
+
+    cfg = spirals(store)
+    data = load_data(cfg.data, 0)
+    res = unit_symmetry(build_model(cfg.model, data.input_shape, data.num_classes, seed=0), data.to_input(data.train_x[:64]))
+    # every unit that fires is its own (silent ReLUs all output 0, so they count as one)
+    assert "weights" not in res and all(v["distinct"] == v["units"] - v["zero"] + (v["zero"] > 0) for v in res.values())
+
+
+def test_deep_sigmoid_with_large_init_saturates(runs):
+    found = diagnose_run(runs["sigmoid"].dir)
+    sat = next(f for f in found if f.code == "saturated_units")
+    assert sat.severity == "alarm" and sat.values["when"] == "init" and sat.values["median"] > 0.2
+    assert sat.plot == "activations_first" and "--init xavier" in sat.suggestion
+    assert not codes(found) & {"lr_too_low", "lr_too_high", "diverged", "symmetry", "dead_units"}
+
+
+def test_small_init_collapses_across_depth(store):
+    run = train(spirals(store, **{"model.depth": 6, "model.init": "small", "model.norm": "none",
+                                  "model.activation": "tanh", "train.epochs": 3}))
+    found = diagnose_run(run.dir)
+    col = next(f for f in found if f.code == "activation_collapse")
+    stds = list(col.values["stds"].values())
+    assert col.values["ratio"] < 0.1 and stds[-1] < stds[0] and "->" in col.evidence
+    assert not codes(found) & {"lr_too_low", "update_ratio_low", "symmetry", "lr_too_high"}
+
+
+@needs_cifar
+def test_tiny_subset_without_augmentation_overfits(cifar_config):
+    cfg = cifar_config.replace(**{
+        "data.subset": 500, "data.val_size": 500, "model.kind": "mlp", "model.width": 256, "model.depth": 2,
+        "reg.flip": False, "reg.crop": 0, "reg.label_smoothing": 0.0, "optim.name": "adam", "optim.lr": 1e-3,
+        "optim.weight_decay": 0.0, "schedule.name": "constant", "train.epochs": 20, "train.batch_size": 50,
+        "probe.every": 50, "train.test": False})
+    found = diagnose_run(train(cfg).dir)
+    over = next(f for f in found if f.code == "overfitting")
+    assert over.values["gap"] > OVERFIT_GAP and over.values["train_acc"] > 0.9
+    assert "--weight-decay" in over.suggestion and "--flip true" in over.suggestion and "--subset" in over.suggestion
+    assert not codes(found) & {"underfitting", "lr_too_low", "lr_too_high", "diverged"}
+
+
+def test_healthy_run_has_no_alarms(runs):
+    found = diagnose_run(runs["healthy"].dir)
+    assert runs["healthy"].status == "completed"
+    assert not has_alarms(found)
+    assert [f for f in found if f.severity == "warn"] == []
+    assert "no alarms" in report_text(found)
+
+
+# -- constructed metric rows: curves the checks must read ------------------------------------------------------
+def _rows(losses, epochs=(), classes=2, lr=0.1, end="completed"):
+    rows = [{"kind": "start", "classes": classes, "total_steps": len(losses), "steps_per_epoch": 50}]
+    rows += [{"kind": "step", "step": i + 1, "epoch": (i + 1) / 50, "loss": v, "acc": 0.5, "lr": lr}
+             for i, v in enumerate(losses)]
+    rows += [{"kind": "epoch", "epoch": i + 1, "step": 50 * (i + 1), "train_loss": tl, "train_acc": ta,
+              "val_loss": vl, "val_acc": va, "lr": lr} for i, (tl, ta, vl, va) in enumerate(epochs)]
+    if end:
+        rows.append({"kind": "end", "status": end, "message": "", "summary": {}})
+    return rows
+
+
+def test_plateau_then_sudden_drop_is_bad_init():
+    losses = [0.693 + 0.005 * math.sin(i) for i in range(200)] + [0.693 * (1 - 0.02 * i) for i in range(30)]
+    losses += [0.25] * 170
+    found = diagnose(_rows(losses))
+    plateau = next(f for f in found if f.code == "bad_init_plateau")
+    assert plateau.values["plateau_steps"] >= 150 and "--init kaiming" in plateau.suggestion
+    assert not codes(found) & LR_CODES
+    # the same shape while the LR warms up is the schedule, not the init
+    warm = _rows(losses)
+    for r in warm:
+        if r["kind"] == "step":
+            r["lr"] = 0.1 * min(1.0, r["step"] / 230)
+    assert "bad_init_plateau" not in codes(diagnose(warm))
+
+
+def test_gap_verdicts_from_epoch_rows():
+    falling = [2.3 * 0.99**i for i in range(100)]
+    over = [(1.0 - 0.1 * i, 0.5 + 0.1 * i, 1.2 + 0.1 * max(0, i - 1), 0.5) for i in range(5)]
+    f = next(f for f in diagnose(_rows(falling, over, classes=10)) if f.code == "overfitting")
+    assert f.severity == "alarm" and f.values["gap"] == pytest.approx(0.35)
+    under = [(2.0, 0.25, 2.0, 0.24), (1.99, 0.26, 1.99, 0.25), (1.98, 0.26, 1.98, 0.25)]
+    found = diagnose(_rows(falling, under, classes=10))
+    u = next(f for f in found if f.code == "underfitting")
+    assert u.severity == "warn" and "bigger model" in u.suggestion and "10.0%" in u.evidence
+    good = [(0.5, 0.85, 0.55, 0.83), (0.4, 0.88, 0.5, 0.85)]
+    assert not codes(diagnose(_rows(falling, good, classes=10))) & {"overfitting", "underfitting"}
+    short = diagnose(_rows(falling, over[:1], classes=10))
+    assert "generalization" in not_judged(short) and not codes(short) & {"overfitting", "underfitting"}
+
+
+def test_rising_loss_without_nan_is_lr_too_high():
+    found = diagnose(_rows([0.7 + 0.02 * i for i in range(100)], lr=3.0))
+    high = next(f for f in found if f.code == "lr_too_high")
+    assert high.severity == "alarm" and "--lr 0.3" in high.suggestion and "diverged" not in codes(found)
+
+
+def test_bad_arguments_are_explained():
+    with pytest.raises(LabkitError, match="list of metric rows"):
+        diagnose("metrics.jsonl")
+    with pytest.raises(LabkitError, match="ProbeHistory"):
+        diagnose([], probes=[{"step": 0}])
+
+
+# -- stored runs: partial, killed, probe-less, not a run -------------------------------------------------------
+def test_killed_partial_run_says_what_it_cannot_judge(runs, tmp_path):
+    src = runs["healthy"].dir
+    d = tmp_path / "killed"
+    shutil.copytree(src, d)
+    (d / "best.pt").unlink()
+    lines = (d / "metrics.jsonl").read_text().splitlines()
+    (d / "metrics.jsonl").write_text("\n".join(lines[:31]) + '\n{"kind": "step", "st')  # torn last line
+    probe_lines = (d / "probes.jsonl").read_text().splitlines()
+    (d / "probes.jsonl").write_text("\n".join(probe_lines[:3]) + "\n")
+    (d / "summary.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 4321}))  # no such process
+    found = diagnose_run(d)
+    assert {"run_end", "loss_trend", "generalization"} <= not_judged(found)
+    end = next(f for f in found if f.values.get("check") == "run_end")
+    assert "killed" in end.title and "30 of 310" in end.evidence
+    assert not has_alarms(found)
+
+
+def test_run_without_probes_says_the_insides_were_not_judged(runs):
+    found = diagnose_run(runs["no_probes"].dir)
+    note = next(f for f in found if f.values.get("check") == "probes")
+    assert "probe.every=0" in note.evidence and "--probe-every 25" in note.suggestion
+    assert not codes(found) & {"update_ratio_low", "update_ratio_high", "dead_units", "saturated_units"}
+
+
+def test_missing_or_foreign_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(LabkitError, match="does not exist"):
+        diagnose_run(tmp_path / "nope")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(LabkitError, match="not a labkit run directory"):
+        diagnose_run(tmp_path / "notes")
+
+
+# -- live ------------------------------------------------------------------------------------------------------
+def test_live_diagnosis_matches_the_stored_run(store):
+    cfg = spirals(store, **{"optim.lr": 1e-7, "schedule.name": "constant", "train.epochs": 6})
+    live = LiveDiagnosis(cfg)
+    run = train(cfg, callbacks=[live])
+    assert live.ended and len(live.history()) == len(read_probes(run.dir))
+    assert len(live.rows()) == len(read_metrics(run.dir))
+    got = [(f.code, f.severity, f.values.get("check")) for f in live.findings()]
+    want = [(f.code, f.severity, f.values.get("check")) for f in diagnose_run(run.dir)]
+    assert got == want and ("lr_too_low", "alarm", None) in got
+    live.findings().clear()  # callers get a copy of the cached list
+    assert [f.code for f in live.findings()] == [c for c, _, _ in got]
+
+
+# -- command line --------------------------------------------------------------------------------------------
+def test_cli_report_json_and_exit_codes(runs, store, capsys):
+    assert main(["diagnose", str(runs["lr_high"].dir)]) == 1
+    out = capsys.readouterr().out
+    assert "[ALARM] Training diverged" in out and "evidence:" in out and "suggestion:" in out
+    assert "plot:       learning_curves.png" in out and "labkit plot" in out
+    assert main(["diagnose", runs["healthy"].id, "--runs", str(store)]) == 0
+    assert "no alarms" in capsys.readouterr().out
+    assert main(["diagnose", str(runs["lr_low"].dir), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["alarms"] is True and doc["status"] == "completed"
+    assert {f["code"] for f in doc["findings"]} >= {"lr_too_low"}
+    assert all({"severity", "title", "evidence", "suggestion", "plot"} <= set(f) for f in doc["findings"])
+    assert main(["diagnose", "no-such-run", "--runs", str(store)]) == 2
+    assert "no run directory" in capsys.readouterr().err
+
+
+# -- the lab's panel ---------------------------------------------------------------------------------------
+def test_panel_gets_the_lab_run_events_and_shows_findings(tmp_path):
+    from labkit.widgets import Lab
+
+    lab = Lab(out=str(tmp_path), query="")
+    panel = lab.extra_tabs["Diagnose"]
+    w = lab.controls.widgets
+    lab.controls.apply_preset("spirals (instant, offline)")
+    w["train.epochs"].value, w["probe.every"].value, w["train.batch_size"].value = 3, 5, 100
+    w["model.init"].value = "zeros"
+    run = lab.train()
+    assert run is not None
+    lab.wait(60)
+    assert panel.wait(60)
+    assert panel.live is not None and panel.live.count >= 30 + 2  # every step, start and end reached the panel
+    assert panel.findings and panel.findings[0].code == "symmetry"
+    text, btn, box = panel.cards[0]
+    assert box.layout.display == "" and "Symmetric units" in text.value and "#c62828" in text.value
+    assert "1 alarm" in panel.status.value and run.id in panel.status.value
+    assert panel.cards[len(panel.findings)][2].layout.display == "none"
+    fig = panel.show_plot(0)
+    assert fig is not None and panel.plot.value[:4] == b"\x89PNG"
+    assert run.id in [Path(v).name for _, v in panel.runs.options]
+    panel.diagnose_past(panel.runs.value)
+    assert panel.wait(60) and panel.findings[0].code == "symmetry"
+
+
+def test_panel_check_button_uses_the_suggested_lr(tmp_path):
+    pytest.importorskip("labkit.checks")
+    pytest.importorskip("labkit.plots.babysit")
+    from labkit.widgets import Lab
+
+    lab = Lab(out=str(tmp_path), query="")
+    lab.controls.apply_preset("spirals (instant, offline)")
+    panel = lab.extra_tabs["Diagnose"]
+    report = panel.check()
+    assert report is not None and report.text() in html.unescape(panel.check_text.value)
+    assert panel.check_img.value[:4] == b"\x89PNG"
+    assert panel.suggested_lr is not None and not panel.use_lr_btn.disabled
+    panel.use_lr_btn.click()
+    assert lab.config.optim.lr == pytest.approx(panel.suggested_lr, rel=1e-6)
