@@ -1,6 +1,9 @@
 """Our in-memory TrainBatches pipeline vs a torchvision Dataset + transforms.v2 + DataLoader doing the same work.
 
-Same augmentation on both sides: random horizontal flip, reflect-pad-4 random crop, 8x8 cutout (v2.RandomErasing
+Two torchvision baselines: the same uint8 tensors one image at a time (the strongest per-image pipeline), and
+PIL images as torchvision.datasets.CIFAR10 serves them (`Image.fromarray` of an HWC array per item, the usual
+`transforms.v2` recipe starting from PIL: what a learner following torchvision's tutorials runs).
+Same augmentation on every side: random horizontal flip, reflect-pad-4 random crop, 8x8 cutout (v2.RandomErasing
 with a fixed square, value 0 after normalization), normalize, and per batch one of MixUp/CutMix (alpha 1.0) with
 soft targets. Measured side by side in one process, same torch thread count for both:
 images/s of the data alone for one epoch, and of one end-to-end training epoch with the reference ConvNet
@@ -15,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -51,7 +56,33 @@ class CifarTensors(Dataset):
         return self.tf(self.x[i]), int(self.y[i])
 
 
-def torchvision_loader(data, batch_size: int, workers: int) -> DataLoader:
+class CifarPIL(Dataset):
+    """What torchvision.datasets.CIFAR10 does per item (HWC uint8 array -> PIL image), then v2 from PIL.
+
+    (torchvision's CIFAR10 class itself md5-checks the archive's files on construction, which a re-packed local
+    copy fails; its __getitem__ is exactly this.)
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+        self.data = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
+        self.targets = y.tolist()
+        self.transform = v2.Compose([
+            v2.RandomHorizontalFlip(),
+            v2.RandomCrop(32, padding=4, padding_mode="reflect"),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean.tolist(), std.tolist()),
+            v2.RandomErasing(p=1.0, scale=(64 / 1024, 64 / 1024), ratio=(1.0, 1.0), value=0),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.data[i])), self.targets[i]
+
+
+def torchvision_loader(data, batch_size: int, workers: int, dataset: type = CifarTensors) -> DataLoader:
     """The reference pipeline: Dataset + v2 per image, DataLoader batching, MixUp/CutMix per batch."""
     mix = v2.RandomChoice([v2.MixUp(alpha=1.0, num_classes=data.num_classes),
                            v2.CutMix(alpha=1.0, num_classes=data.num_classes)])
@@ -60,7 +91,7 @@ def torchvision_loader(data, batch_size: int, workers: int) -> DataLoader:
         x, y = torch.utils.data.default_collate(batch)
         return mix(x, y)
 
-    return DataLoader(CifarTensors(data.train_x, data.train_y, data.mean, data.std), batch_size=batch_size,
+    return DataLoader(dataset(data.train_x, data.train_y, data.mean, data.std), batch_size=batch_size,
                       shuffle=True, drop_last=True, num_workers=workers, collate_fn=collate,
                       persistent_workers=False)
 
@@ -71,8 +102,8 @@ def ours(data, batch_size: int):
         yield x, t
 
 
-def theirs(data, batch_size: int, workers: int):
-    for x, t in torchvision_loader(data, batch_size, workers):
+def theirs(data, batch_size: int, workers: int, dataset: type = CifarTensors):
+    for x, t in torchvision_loader(data, batch_size, workers, dataset):
         yield x.contiguous(memory_format=torch.channels_last), t
 
 
@@ -112,14 +143,17 @@ def main() -> None:
           f"end-to-end epoch of {args.e2e_subset} images (ConvNet width {ModelConfig().width}, depth {ModelConfig().depth})")
     data_only(ours(data, bs))  # warm caches once
     rows = {}
-    for workers in (0, 1):
-        rows[f"data-only, DataLoader workers={workers}"] = (data_only(ours(data, bs)), data_only(theirs(data, bs, workers)))
-    for workers in (0, 1):
-        rows[f"end-to-end, DataLoader workers={workers}"] = (end_to_end(ours(small, bs), small),
-                                                             end_to_end(theirs(small, bs, workers), small))
-    print(f"{'':40s}{'labkit img/s':>14s}{'torchvision img/s':>19s}{'ratio':>8s}")
+    for name, ds in (("tensors", CifarTensors), ("PIL", CifarPIL)):
+        for workers in (0, 1):
+            rows[f"data-only, {name}, workers={workers}"] = (data_only(ours(data, bs)),
+                                                             data_only(theirs(data, bs, workers, ds)))
+    for name, ds in (("tensors", CifarTensors), ("PIL", CifarPIL)):
+        for workers in (0, 1):
+            rows[f"end-to-end, {name}, workers={workers}"] = (end_to_end(ours(small, bs), small),
+                                                              end_to_end(theirs(small, bs, workers, ds), small))
+    print(f"{'':36s}{'labkit img/s':>14s}{'torchvision img/s':>19s}{'ratio':>8s}")
     for k, (a, b) in rows.items():
-        print(f"{k:40s}{a:14.0f}{b:19.0f}{a / b:7.2f}x")
+        print(f"{k:36s}{a:14.0f}{b:19.0f}{a / b:7.2f}x")
     print("targets: >= 10x data-only, >= 1.3x end-to-end (workers=1 gives the DataLoader a second process "
           "beside the training thread(s), so it is not the same CPU budget)")
 

@@ -1,6 +1,6 @@
 """The in-memory training pipeline: seeded shuffling and whole-batch augmentation.
 
-Order per batch: uint8 flip and crop, then normalize to float, then cutout
+Order per batch: uint8 flip and crop (one gather), then normalize to float, then cutout
 (zero = the mean pixel after normalization), then mixup or cutmix (when both
 are on, one of the two per batch, with equal odds, as timm and torchvision do).
 """
@@ -32,9 +32,7 @@ class TrainBatches:
         x, y = self.data.train_x[idx], self.data.train_y[idx]
         r, g = self.reg, self.gen
         if self.images:
-            if r.flip:
-                x = augment.flip(x, g)
-            x = augment.crop(x, r.crop, g)
+            x = augment.flip_crop(x, r.flip, r.crop, g)
         x = self.data.to_input(x)
         if self.images:
             x = augment.cutout(x, r.cutout, g)

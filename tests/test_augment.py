@@ -90,6 +90,17 @@ def test_crop_is_a_window_of_the_reflect_padded_image_as_v2():
     assert out.dtype == torch.uint8 and out.shape == x.shape
 
 
+def test_flip_crop_in_one_gather_equals_flip_then_crop():
+    """The pipeline's fused gather gives the pixels (and leaves the generator) exactly as flip, then crop."""
+    x = images(64)
+    for flip in (False, True):
+        for pad in (0, 4):
+            g1, g2 = gen(), gen()
+            ref = augment.crop(augment.flip(x, g1) if flip else x, pad, g1)
+            assert torch.equal(augment.flip_crop(x, flip, pad, g2), ref)
+            assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+
+
 def _image_data(n: int = 64) -> Data:
     x = images(n)
     y = torch.arange(n) % 10
