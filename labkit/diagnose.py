@@ -834,6 +834,7 @@ class LiveDiagnosis:
         self.probe_events: list[ProbeEvent] = []
         self._lock = threading.Lock()
         self._cache: tuple[int, list[Finding]] | None = None
+        self._rows: list[dict] = []  # events converted so far: each refresh converts only the new ones
 
     def __call__(self, event: Event) -> None:
         """Store one event (called on the training thread: nothing heavier than an append)."""
@@ -853,7 +854,10 @@ class LiveDiagnosis:
 
     def rows(self) -> list[dict]:
         """The metric rows received so far, as metrics.jsonl would hold them."""
-        return [e.to_dict() for e in list(self.events)]
+        events = self.events[: len(self.events)]  # a stable prefix: the training thread only appends
+        with self._lock:
+            self._rows.extend(e.to_dict() for e in events[len(self._rows):])
+            return list(self._rows)
 
     def history(self) -> ProbeHistory:
         """The probe snapshots received so far."""
@@ -861,14 +865,14 @@ class LiveDiagnosis:
 
     def findings(self, model: Any = None, data: Any = None) -> list[Finding]:
         """diagnose() on everything received so far (cached until a new event arrives)."""
-        with self._lock:
-            n = self.count
-            if self._cache is not None and self._cache[0] == n and model is None:
-                return list(self._cache[1])
-            out = diagnose(self.rows(), self.history(), self.config, model=model, data=data)
-            if model is None:
-                self._cache = (n, out)
-            return list(out)
+        n = self.count
+        cache = self._cache
+        if cache is not None and cache[0] == n and model is None:
+            return list(cache[1])
+        out = diagnose(self.rows(), self.history(), self.config, model=model, data=data)
+        if model is None:
+            self._cache = (n, out)
+        return list(out)
 
 
 def report_text(findings: Sequence[Finding], header: str = "") -> str:
