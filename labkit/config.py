@@ -95,7 +95,7 @@ class TrainConfig:
     steps: int = 0  # > 0: train for exactly this many steps instead of epochs
     batch_size: int = 128
     seed: int = 0
-    threads: int = 0  # torch threads; 0 = every core this process may use
+    threads: int = 0  # torch threads; 0 = automatic: 1 for the 2-D sets, else every core this process may use
     patience: int = 0  # early stopping: epochs without validation improvement; 0 = off
     monitor: str = "val_acc"  # val_acc (higher is better) or val_loss (lower is better)
     eval_batch_size: int = 1000

@@ -292,7 +292,7 @@ def _run_trial(trial: Any, study_name: str, setup: SearchSetup, stop_event: thre
     import optuna
 
     from .search_storage import HOST
-    from .train import train
+    from .train import default_threads, train
 
     for k, v in (("pid", os.getpid()), ("host", HOST)):
         trial.set_user_attr(k, v)
@@ -301,7 +301,7 @@ def _run_trial(trial: Any, study_name: str, setup: SearchSetup, stop_event: thre
     cfg.train.out = setup.out
     cfg.train.name = f"{study_name}-{trial.number}"
     if threads:  # a worker's share of the cores; never more threads than cores
-        cfg.train.threads = threads if cfg.train.threads == 0 else min(cfg.train.threads, threads)
+        cfg.train.threads = min(cfg.train.threads or default_threads(cfg), threads)
     holder: dict[str, Any] = {"run": None, "pruned": None, "val": []}
 
     def on_event(ev: Event) -> None:
