@@ -111,7 +111,8 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (a run or trial whose process is gone was killed)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -137,7 +138,7 @@ class RunRecord:
     def status(self) -> str:
         """The recorded status; a 'running' run whose process is gone reads as 'killed'."""
         s = self.summary.get("status", "killed")
-        if s == "running" and not _pid_alive(int(self.summary.get("pid", -1))):
+        if s == "running" and not pid_alive(int(self.summary.get("pid", -1))):
             return "killed"
         return s
 

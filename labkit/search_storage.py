@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import LabkitError
+from .runs import pid_alive
 from .search_space import Space
 
 if TYPE_CHECKING:
@@ -204,16 +205,6 @@ def trial_is_counted(t: "optuna.trial.FrozenTrial") -> bool:
     return t.state == TrialState.FAIL and t.user_attrs.get("status") in ("diverged", "failed")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_stale_trials(study: "optuna.Study", trials: list | None = None, min_age_s: float = 60.0) -> list[int]:
     """Mark RUNNING trials whose worker process on this host is gone as failed ('killed') and re-queue them.
 
@@ -230,7 +221,7 @@ def fail_stale_trials(study: "optuna.Study", trials: list | None = None, min_age
             continue
         pid, host = t.user_attrs.get("pid"), t.user_attrs.get("host")
         if pid is not None:
-            if host != HOST or pid == os.getpid() or _pid_alive(int(pid)):
+            if host != HOST or pid == os.getpid() or pid_alive(int(pid)):
                 continue
         else:
             start = t.datetime_start or _dt.datetime.now()
