@@ -319,7 +319,8 @@ def _epoch_gap(run: _Run) -> tuple[list[Finding], list[Finding]]:
     elif abs(g_last) < UNDERFIT_GAP and run.chance is not None:
         low = run.chance + UNDERFIT_LEVEL * (1 - run.chance)
         if tr[-1] < low:
-            improving = len(tl) >= 3 and math.isfinite(tl[-3]) and tl[-1] < tl[-3] * (1 - STILL_IMPROVING)
+            # with fewer than 3 epochs it is too early to call the model too small: count it as still improving
+            improving = len(tl) < 3 or not math.isfinite(tl[-3]) or tl[-1] < tl[-3] * (1 - STILL_IMPROVING)
             ev = (f"train accuracy {tr[-1]:.1%}, validation {va[-1]:.1%} at epoch {e[-1]} (gap {_pct(g_last)}); "
                   f"chance is 1/{run.classes} = {run.chance:.1%}, and a model that can fit this data reaches well "
                   f"above {low:.0%} on the training set")
@@ -511,7 +512,8 @@ def _saturated(h: ProbeHistory, run: _Run) -> Finding | None:
     ev = (f"saturated values to step {h.steps[-1]}: " + ", ".join(f"{k} {_pct(v)}" for k, v in sat.items())
           + f" (median {_pct(med)})")
     return Finding("saturated_units", "warn", f"Saturated {act} units: gradients vanish", ev,
-                   "lower the LR, or add batch norm (--norm batch); " + init_fix.split("; or ")[0], PLOT_STATS,
+                   "add batch norm (--norm batch), which keeps pre-activations near zero, or lower the LR; or use "
+                   "ReLU with He init (--activation relu --init kaiming)", PLOT_STATS,
                    h.steps[-1], {"saturated": sat, "median": med, "when": "late"})
 
 

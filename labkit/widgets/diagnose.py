@@ -35,7 +35,7 @@ STYLE = {  # severity -> (accent, background, label)
     "alarm": ("#c62828", "#fdecea", "ALARM"),
     "warn": ("#b26a00", "#fff6e0", "WARNING"),
     "info": ("#1d3557", "#eef4fb", "NOTE"),
-    "not_judged": ("#666666", "#f3f3f3", "NOT JUDGED YET"),
+    "not_judged": ("#666666", "#f3f3f3", "NOT JUDGED"),
 }
 PLOT_NAMES = {"learning_curves": "learning curves", "lr": "learning rate", "activations_first": "first histograms",
               "activations_last": "latest histograms", "activation_stats": "activation statistics",
