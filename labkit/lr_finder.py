@@ -12,7 +12,8 @@ Decisions a user should know:
   fastai and TensorBoard do); the test stops when the smoothed loss exceeds
   `diverge` times its best, or the loss is not finite.
 - Two suggestions: `steepest_lr`, where the smoothed loss falls fastest per
-  unit of log(lr), and `min_lr`, the LR of the smoothed minimum divided by 10.
+  unit of log(lr) (a centred difference over +-5% of the steps, after the
+  first 10%), and `min_lr`, the LR of the smoothed minimum divided by 10.
   `suggestion()` returns `min_lr` (falling back to `steepest_lr`): the
   steepest point moves with the noise of small batches, while one decade below
   the minimum is the rule Smith and fastai found safe for constant and
@@ -111,7 +112,13 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> tuple[float | None, 
         return None, None
     # the first points are nearly raw losses (little averaging yet): their slope is noise
     skip = max(1, len(sm) // 10)
-    grad = np.gradient(sm, np.log(lr))
+    # slope in log(lr) as a centred difference over +-w points (w = 5% of the steps), so that one noisy
+    # batch cannot make the steepest point; np.gradient's neighbour differences often did on small batches
+    w = max(1, len(sm) // 20)
+    loglr = np.log(lr)
+    idx = np.arange(len(sm))
+    a, b = np.maximum(idx - w, 0), np.minimum(idx + w, len(sm) - 1)
+    grad = (sm[b] - sm[a]) / np.maximum(loglr[b] - loglr[a], 1e-12)
     steep_i = skip + int(np.argmin(grad[skip:])) if len(sm) - skip >= 2 else None
     steepest = float(lr[steep_i]) if steep_i is not None and grad[steep_i] < 0 else None
     i_min = int(np.argmin(sm))

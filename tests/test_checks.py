@@ -209,7 +209,7 @@ def test_figures_render(spirals_config):
     fig = lr_range_plot(r.lr)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
-    labels = ax.get_legend_handles_labels()[1]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any(l.startswith("steepest descent: ") for l in labels) and any(l.startswith("minimum / 10: ") for l in labels)
     assert any(l.startswith("stopped at lr") for l in labels)
     fig2 = checks_figure(r)

@@ -38,12 +38,17 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     # the divergent tail and single-batch spikes would squash the curve; keep the smoothed curve in view
     finite = sm[np.isfinite(sm)]
     lo = float(np.nanmin(np.where(np.isfinite(raw), raw, np.nan))) if np.isfinite(raw).any() else float(finite.min())
-    top = float(finite.max()) if finite.size else 1.0
+    # top: the start of the curve plus room, not the divergent tail (which would squash the useful part)
+    if finite.size:
+        first, low = float(finite[0]), float(finite.min())
+        top = min(float(finite.max()), max(first, low + 2.5 * (first - low)))
+    else:
+        top = 1.0
     span = max(top - lo, 1e-3)
     ax.set_ylim(max(0.0, lo - 0.05 * span), top + 0.15 * span)
     ax.set_xlim(result.start, result.end)
-    if raw[np.isfinite(raw)].max() > top + 0.15 * span:
-        ax.text(0.01, 0.98, "raw losses above the top are clipped", transform=ax.transAxes, va="top", fontsize=8,
+    if max(raw[np.isfinite(raw)].max(), finite.max() if finite.size else 0) > top + 0.15 * span:
+        ax.text(0.01, 0.98, "losses above the top are clipped", transform=ax.transAxes, va="top", fontsize=8,
                 color="0.4")
 
     def mark(lr: float | None, color: str, label: str, style: str = "--") -> None:
@@ -64,11 +69,12 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     if result.stopped_early and result.stop_lr is not None:
         ystop = float(sm[-1]) if np.isfinite(sm[-1]) and lrs[-1] == result.stop_lr else top
         ax.plot([result.stop_lr], [min(ystop, top + 0.1 * span)], marker="X", ms=10, color="black", ls="none",
-                label=f"stopped at lr {result.stop_lr:.3g}")
+                label=f"stopped at lr {result.stop_lr:.3g}", clip_on=False, zorder=6)
     title = f"LR range test: {len(lrs)} of {result.iters} steps, lr {result.start:.0e} to {result.end:g}"
     ax.set_title(title + ("" if not result.stopped_early else " (stopped early)"), loc="left")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    # below the axes: inside, it hid the stop marker or the curve whichever corner it took
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig
 
 
@@ -124,8 +130,9 @@ def checks_figure(report: "CheckReport") -> Figure:
     n = int(fit.values["images"])
     if fit.passed:
         k = int(fit.values["steps_to_100"])
-        ax_acc.annotate(f"100% after {k} steps", (k, 100), xytext=(-10, -28), textcoords="offset points",
-                        ha="right", fontsize=9, arrowprops=dict(arrowstyle="->", color=color))
+        ax_acc.annotate(f"100% after {k} steps", (k, 100), xytext=(-20, -45), textcoords="offset points",
+                        ha="right", fontsize=9, arrowprops=dict(arrowstyle="->", color=color),
+                        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.9))
     ax_fit.set_title(f"overfit {n} images: {'PASS' if fit.passed else 'FAIL'} (lr {fit.values['lr']:g}, "
                      f"regularization off)", loc="left", color=color)
     lines = ax_fit.get_legend_handles_labels()[0] + ax_acc.get_legend_handles_labels()[0]
