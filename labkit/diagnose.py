@@ -655,7 +655,7 @@ def _loss_note(run: _Run) -> str:
         f" (chance ln {run.classes} = {run.ln_c:.3f})" if run.ln_c else "")
 
 
-def _probe_input(data: Any, n: int = 256) -> Any:
+def _probe_input(data: Any, n: int = 64) -> Any:
     """A batch the symmetry check runs the model on: a Data's first training examples, or a tensor as given."""
     import torch
 
