@@ -789,8 +789,9 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
     rec = load_run(d)
     rows = rec.metrics
     if not rows:
-        raise LabkitError(f"{d} has no metric rows yet (metrics.jsonl is missing or empty); "
-                          "wait for the run to start, or pick another run with `labkit runs`")
+        return [_not_judged("run_end", "Nothing to diagnose yet",
+                            f"{d / 'metrics.jsonl'} has no rows: the run has not reached its first step "
+                            f"(status: {rec.status})", "diagnose again once it has taken some steps")]
     probes = read_probes(d)
     cfg = rec.config
     notes: list[Finding] = []

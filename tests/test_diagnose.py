@@ -236,6 +236,9 @@ def test_missing_or_foreign_directory_is_a_clear_error(tmp_path):
     (tmp_path / "notes").mkdir()
     with pytest.raises(LabkitError, match="not a labkit run directory"):
         diagnose_run(tmp_path / "notes")
+    (tmp_path / "notes" / "config.json").write_text(Config().to_json())  # a run that has not started yet
+    found = diagnose_run(tmp_path / "notes")
+    assert [f.code for f in found] == ["not_judged"] and "no rows" in found[0].evidence
 
 
 # -- live ------------------------------------------------------------------------------------------------------
