@@ -13,7 +13,7 @@ Decisions a user should know:
   `diverge` times its best, or the loss is not finite.
 - Two suggestions: `steepest_lr`, where the smoothed loss falls fastest per
   unit of log(lr) (a centred difference over +-5% of the steps, after the
-  first 10%), and `min_lr`, the LR of the smoothed minimum divided by 10.
+  first 20%), and `min_lr`, the LR of the smoothed minimum divided by 10.
   `suggestion()` returns `min_lr` (falling back to `steepest_lr`): the
   steepest point moves with the noise of small batches, while one decade below
   the minimum is the rule Smith and fastai found safe for constant and
@@ -110,8 +110,9 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> tuple[float | None, 
     lr, sm = lr[ok], sm[ok]
     if len(sm) < 3:
         return None, None
-    # the first points are nearly raw losses (little averaging yet): their slope is noise
-    skip = max(1, len(sm) // 10)
+    # the first points are nearly raw losses (the EMA has averaged few yet): their slope is noise, and
+    # their LRs (the bottom fifth of the range) are never the useful ones
+    skip = max(1, len(sm) // 5)
     # slope in log(lr) as a centred difference over +-w points (w = 5% of the steps), so that one noisy
     # batch cannot make the steepest point; np.gradient's neighbour differences often did on small batches
     w = max(1, len(sm) // 20)
