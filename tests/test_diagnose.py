@@ -11,7 +11,7 @@ import pytest
 
 from labkit import Config
 from labkit.cli import main
-from labkit.diagnose import (DEAD_WARN, OVERFIT_GAP, LiveDiagnosis, diagnose, diagnose_run, has_alarms,
+from labkit.diagnose import (OVERFIT_GAP, LiveDiagnosis, diagnose, diagnose_run, has_alarms,
                              report_text, unit_symmetry)
 from labkit.errors import LabkitError
 from labkit.probes import read_probes
