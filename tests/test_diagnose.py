@@ -198,6 +198,31 @@ def test_rising_loss_without_nan_is_lr_too_high():
     assert high.severity == "alarm" and "--lr 0.3" in high.suggestion and "diverged" not in codes(found)
 
 
+def _snapshots(dead, ratio, steps=(0, 25, 50, 75, 100)):
+    """Probe snapshots of a 3-layer ReLU MLP: `dead` fraction per layer, `ratio` update/weight per weight tensor."""
+    from labkit.probes import ProbeHistory
+
+    snaps = [{"step": s, "epoch": s / 50,
+              "layers": {f"net.{3 * k}": {"activation": "relu", "mean": 0.3, "std": 0.5, "dead": d}
+                         for k, d in enumerate(dead, 1)},
+              "params": {f"net.{3 * k - 2}.weight": {"norm": 5.0, "grad_norm": 0.1, "update_ratio": ratio, "ndim": 2}
+                         for k in range(1, 4)}} for s in steps]
+    return ProbeHistory(snaps)
+
+
+def test_dead_units_and_update_ratios_from_probe_snapshots():
+    falling = [0.7 * 0.99**i for i in range(100)]
+    found = diagnose(_rows(falling), _snapshots([0.0, 0.6, 0.95], 1e-3))
+    dead = next(f for f in found if f.code == "dead_units")
+    assert dead.severity == "alarm" and set(dead.values["dead"]) == {"net.6", "net.9"} and "95%" in dead.evidence
+    assert not codes(found) & {"update_ratio_high", "update_ratio_low"}
+    assert "dead_units" not in codes(diagnose(_rows(falling), _snapshots([0.0, 0.1, 0.3], 1e-3)))
+    high = next(f for f in diagnose(_rows(falling), _snapshots([0.0] * 3, 0.1)) if f.code == "update_ratio_high")
+    assert high.severity == "warn" and high.values["ratio"] == pytest.approx(0.1) and "--lr 0.001" in high.suggestion
+    low = next(f for f in diagnose(_rows(falling), _snapshots([0.0] * 3, 1e-8)) if f.code == "update_ratio_low")
+    assert low.severity == "alarm" and low.plot == "gradients"
+
+
 def test_bad_arguments_are_explained():
     with pytest.raises(LabkitError, match="list of metric rows"):
         diagnose("metrics.jsonl")
