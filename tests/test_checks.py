@@ -252,3 +252,14 @@ def test_recipe_rejects_bad_budgets(spirals_config):
         coarse_space(0.1, lr_span=(3, 1))
     with pytest.raises(LabkitError, match="centre lr"):
         coarse_space(-1.0)
+
+
+def test_cli_recipe_runs_both_stages_and_rejects_bad_flags(run_store, capsys):
+    common = [*SPIRALS_FLAGS, "--points", "300", "--val-size", "100", "--coarse-epochs", "1", "--fine-epochs", "1",
+              "--out", str(run_store), "--quiet"]
+    assert main(["recipe", *common, "--coarse-trials", "2", "--fine-trials", "1", "--center-lr", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "coarse space (centre lr 0.05): optim.lr=log:0.005:1.5" in out and "fine: 1 trial(s)" in out
+    assert "labkit train" in out and (run_store / "search.journal").exists()
+    assert main(["recipe", *common, "--center-lr", "0.05", "--lr-span", "3,1", "--study", "other"]) == 2
+    assert "lr_span" in capsys.readouterr().err
