@@ -391,19 +391,9 @@ def _grow(cfg: Config | None, improving: bool) -> str:
 
 
 # -- probe-based checks ------------------------------------------------------------------------------------
-def _weights(h: ProbeHistory) -> list[str]:
-    out = []
-    for p in h.params:
-        nd = h.param_series(p, "ndim")
-        ndim = np.nanmax(nd) if np.isfinite(nd).any() else (2 if p.endswith("weight") else 1)
-        if ndim > 1:
-            out.append(p)
-    return out
-
-
 def _update_window(run: _Run, h: ProbeHistory, early: bool) -> tuple[float | None, list[int]]:
     """Median over weight tensors, then over the window, of the update/weight ratio; and the window's steps."""
-    weights = _weights(h)
+    weights = h.weight_params()
     if not weights:
         return None, []
     ur = np.array([h.param_series(p, "update_ratio") for p in weights])  # (weights, snapshots)
@@ -432,7 +422,7 @@ def _update_ratio(run: _Run, h: ProbeHistory, early: bool) -> tuple[Finding | No
     where = f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else f"step {steps[0]}"
     lrs = [run.lr_at(s) for s in steps]
     lr = float(np.nanmedian(lrs)) if np.isfinite(lrs).any() else run.peak_lr
-    ev = (f"median update/weight ratio {ratio:.1e} over {len(_weights(h))} weight tensors at {where} "
+    ev = (f"median update/weight ratio {ratio:.1e} over {len(h.weight_params())} weight tensors at {where} "
           f"(LR {_g(lr)}); rule of thumb ~1e-3, healthy {UPDATE_LOW:.0e} to {UPDATE_HIGH:.0e}")
     vals = {"ratio": ratio, "steps": steps, "lr": lr}
     if ratio > UPDATE_HIGH:
@@ -554,7 +544,7 @@ def _last_ratio(h: ProbeHistory) -> float:
 
 def _symmetry_probes(h: ProbeHistory) -> dict[str, Any]:
     params = h.snapshot_params(-1)
-    zero_w = [p for p in _weights(h) if _f((params.get(p) or {}).get("norm")) == 0.0]
+    zero_w = [p for p in h.weight_params() if _f((params.get(p) or {}).get("norm")) == 0.0]
     snap = h.snapshot(-1)
     flat = [n for n in h.layers if _f((snap.get(n) or {}).get("std")) == 0.0]
     return {"zero_weights": zero_w, "zero_spread": flat, "step": h.steps[-1]}

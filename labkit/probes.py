@@ -387,6 +387,16 @@ class ProbeHistory:
                 out[i] = _num(x) if not isinstance(x, list) else np.nan
         return out
 
+    def weight_params(self) -> list[str]:
+        """The weight matrices and kernels (ndim > 1; by name when older runs lack ndim), not biases or norms."""
+        out = []
+        for p in self.params:
+            nd = self.param_series(p, "ndim")
+            ndim = np.nanmax(nd) if np.isfinite(nd).any() else (2 if p.endswith("weight") else 1)
+            if ndim > 1:
+                out.append(p)
+        return out
+
     def param_series(self, param: str, stat: str) -> np.ndarray:
         """One statistic ('norm', 'grad_norm', 'update_ratio') of a parameter over the snapshots."""
         out = np.full(len(self), np.nan)

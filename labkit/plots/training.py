@@ -355,16 +355,6 @@ def activation_heatmap(history: ProbeHistory) -> Figure:
     return fig
 
 
-def _weight_params(history: ProbeHistory) -> list[str]:
-    out = []
-    for p in history.params:
-        nd = history.param_series(p, "ndim")
-        nd_v = np.nanmax(nd) if np.isfinite(nd).any() else (2 if p.endswith("weight") else 1)
-        if nd_v > 1:
-            out.append(p)
-    return out
-
-
 def gradient_updates(history: ProbeHistory) -> Figure:
     """Gradient norms (weights and activations) and update/weight ratios over training, log scale, 1e-3 band."""
     fig = new_figure(9.0)
@@ -375,7 +365,7 @@ def gradient_updates(history: ProbeHistory) -> Figure:
         fig.suptitle("Gradients and updates")
         return fig
     x = np.asarray(history.steps)
-    weights = _weight_params(history)
+    weights = history.weight_params()
     colors = layer_colors(len(weights))
     for p, c in zip(weights, colors):
         _plot_series(ax_g, x, history.param_series(p, "grad_norm"), c, label=p)
