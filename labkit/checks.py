@@ -382,6 +382,7 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
     _check_overfit_args(overfit_images, overfit_steps)
     say = progress or (lambda s: None)
     old_threads = torch.get_num_threads()
+    rng = torch.get_rng_state()  # building the checks' models reseeds torch's global RNG; keep the caller's
     torch.set_num_threads(cfg.train.threads or default_threads())
     notes: list[str] = []
     try:
@@ -403,6 +404,7 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
             result = lr_range_test(cfg, data=data, **(lr_options or {}))
     finally:
         torch.set_num_threads(old_threads)
+        torch.set_rng_state(rng)
     m = cfg.model
     title = (f"labkit check: {cfg.data.dataset} ({len(data.train_y)} training examples, {data.num_classes} classes), "
              f"{m.kind} depth {m.depth} width {m.width} {m.activation}, init {m.init}, norm {m.norm}; "

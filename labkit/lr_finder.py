@@ -157,8 +157,7 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
     """Run the LR range test on `config` (or on the given model/optimizer/data) and restore them exactly."""
     import time
 
-    from .pipeline import TrainBatches
-    from .train import _loss, default_threads, prepare
+    from .train import default_threads, prepare
 
     _check_args(start, end, iters, smooth, diverge)
     cfg = config.copy().validate()
@@ -167,11 +166,26 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
             f"the LR range test cannot run with optimizer {cfg.optim.name!r}: L-BFGS chooses its own step length "
             f"by a line search (strong Wolfe), so its lr is not a learning rate the test could find; run the test "
             f"with a first-order optimizer (e.g. --optimizer nesterov) or skip it (labkit check --no-lr-test)")
-    t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.train.threads or default_threads())
     if model is None and optimizer is not None:
         raise LabkitError("lr_range_test got an optimizer without its model; pass model= too (or neither)")
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    rng = torch.get_rng_state()  # building a model reseeds torch's global RNG; the caller's stream is kept
+    torch.set_num_threads(cfg.train.threads or default_threads())
+    try:
+        return _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, prepare, t0)
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
+
+
+def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diverge: float, model: nn.Module | None,
+         optimizer: torch.optim.Optimizer | None, data: Data | None, prepare: Any, t0: float) -> LRFinderResult:
+    import time
+
+    from .pipeline import TrainBatches
+    from .train import _loss
+
     if model is None:
         built_data, model, optimizer, _ = prepare(cfg)
         data = data if data is not None else built_data
@@ -226,7 +240,6 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
             best = min(best, s)
     finally:
         saved.restore(model, optimizer)
-        torch.set_num_threads(threads)
     # the stopping point is shown but not used: its loss is the divergence, not the landscape
     n = len(lrs) - 1 if stopped and stop_lr is not None and lrs and lrs[-1] == stop_lr else len(lrs)
     steepest, min_lr = suggestions(lrs[:n], smoothed[:n])

@@ -263,3 +263,12 @@ def test_cli_recipe_runs_both_stages_and_rejects_bad_flags(run_store, capsys):
     assert "labkit train" in out and (run_store / "search.journal").exists()
     assert main(["recipe", *common, "--center-lr", "0.05", "--lr-span", "3,1", "--study", "other"]) == 2
     assert "lr_span" in capsys.readouterr().err
+
+
+def test_checks_leave_the_callers_rng_and_threads_alone(spirals_config):
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    torch.manual_seed(42)
+    threads = torch.get_num_threads()
+    run_checks(spirals_config.replace(**{"train.threads": 2}), lr_options={"iters": 10}, overfit_steps=5)
+    assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == threads
