@@ -20,7 +20,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "check", help="sanity checks before training (initial loss, overfit 20 images) and the LR range test",
         description="Check a config before training it: the initial loss against ln C with regularization off, "
-                    "that regularization raises it, that the model overfits 20 images to 100%% training accuracy, "
+                    "that regularization raises it, that the model overfits 20 images to 100% training accuracy, "
                     "and the LR range test with its suggestions. With --out, --out is the folder for "
                     "lr_range.png and checks.png (no run is written).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
