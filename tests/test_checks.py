@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from labkit import Config, LabkitError
-from labkit.checks import InitBatch, check_initial_loss, check_overfit, check_regularization, run_checks
+from labkit.checks import check_initial_loss, check_overfit, check_regularization, run_checks
 from labkit.cli import main
 from labkit.data import load_data
 from labkit.lr_finder import lr_range_test, suggestions
