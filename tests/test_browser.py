@@ -72,10 +72,13 @@ def voila(tmp_path):
     yield url, runs
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    # `labkit lab` stopped by SIGTERM takes Voila (and its kernels) down with it: nothing answers on the port
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "Voila outlived the `labkit lab` that started it"
 
 
 def test_train_and_stop_in_chromium(voila):

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 
@@ -59,9 +61,20 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     proc = subprocess.Popen(voila_command(notebook, port, args.ip, not args.no_browser), env=lab_env(args.runs),
                             cwd=str(notebook.parent))
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # `kill` (SIGTERM) stops the lab like Ctrl-C does: Voila is told to shut down, and it shuts down its kernels,
+    # instead of living on as an orphan with a kernel per open page
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     try:
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
