@@ -206,3 +206,15 @@ def test_lab_command_hands_kernels_an_absolute_data_path(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_DATA", "../shared/data")
     env = lab_env("runs")
     assert env["LABKIT_DATA"] == str((tmp_path / ".." / "shared" / "data").resolve())
+
+
+def test_figure_images_stay_hidden_until_they_hold_a_png():
+    """An empty Image shows as a broken-image icon in the browser: every figure slot is hidden until drawn."""
+    from labkit.widgets.live import png_image
+
+    img = png_image(width="100%")
+    assert img.layout.display == "none" and img.layout.width == "100%"
+    img.value = b"\x89PNG\r\n\x1a\n"
+    assert img.layout.display == ""
+    img.value = b""
+    assert img.layout.display == "none"

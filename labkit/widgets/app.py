@@ -23,7 +23,7 @@ from ..train import Run, train
 from .compare import CompareTab
 from .controls import Controls
 from .demos_tab import DemosTab
-from .live import LiveViews, png
+from .live import LiveViews, png, png_image
 from .urlstate import config_from_query, query_from_config, read_query_string
 
 HEADER = """
@@ -80,7 +80,7 @@ class Lab:
         self.aug_btn = W.Button(description="Preview augmentations", icon="image",
                                 tooltip="show real training images with the chosen flip, crop, cutout, mixup, cutmix")
         self.aug_btn.on_click(lambda _: self._augment_async())
-        self.aug_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="760px"))
+        self.aug_img = png_image(width="100%", max_width="760px")
         self.aug_note = W.HTML()
         self._aug_live = False  # after the first preview, it follows the controls
         self.lr_preview: list[float] = []

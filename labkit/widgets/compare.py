@@ -14,7 +14,7 @@ import ipywidgets as W
 from ..cli.common import command_line
 from ..config import Config
 from ..runs import RunRecord, compare, list_runs
-from .live import png
+from .live import png, png_image
 
 
 def run_label(r: RunRecord) -> str:
@@ -60,7 +60,7 @@ class CompareTab:
         self.load_btn = W.Button(description="Load into controls", icon="upload",
                                  tooltip="fill the Train tab's controls with this run's config")
         self.load_btn.on_click(lambda _: self._load())
-        self.curves = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.curves = png_image(width="100%", max_width="900px")
         self.table = W.HTML()
         self.note = W.HTML()
         self.widget = W.VBox([

@@ -15,7 +15,7 @@ import ipywidgets as W
 from ..config import Config
 from ..errors import LabkitError
 from ..optimizers import OPTIMIZERS, needs_closure
-from .live import png
+from .live import png, png_image
 
 INITS = ("zeros", "small", "large", "xavier", "kaiming")
 
@@ -37,7 +37,7 @@ class DemosTab:
         self.init_btn = W.Button(description="Run init demo", button_style="primary", icon="play")
         self.init_btn.on_click(lambda _: self._start(self.run_init))
         self.init_note = W.HTML()
-        self.init_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.init_img = png_image(width="100%", max_width="900px")
         self.surface = W.Dropdown(options=_surfaces(), description="surface", style=style)
         self.optims = W.SelectMultiple(options=[n for n in OPTIMIZERS.names() if not needs_closure(n)],
                                        value=("sgd", "momentum", "adam"), rows=4, description="optimizers",
@@ -46,7 +46,7 @@ class DemosTab:
         self.opt_btn = W.Button(description="Run trajectories", button_style="primary", icon="play")
         self.opt_btn.on_click(lambda _: self._start(self.run_optimizers))
         self.opt_note = W.HTML()
-        self.opt_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.opt_img = png_image(width="100%", max_width="900px")
         self.widget = W.VBox([
             W.HTML("<h3 style='margin:4px 0'>Weight initialization</h3><span style='color:#555'>Activation statistics "
                    "of a deep MLP on random inputs for each initializer, using the <b>activation</b> chosen in the "

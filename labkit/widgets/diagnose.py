@@ -25,7 +25,7 @@ from ..diagnose import Finding, LiveDiagnosis, diagnose_run
 from ..errors import LabkitError
 from ..events import EndEvent, Event, StartEvent
 from ..probes import ProbeHistory
-from .live import png
+from .live import png, png_image
 
 REFRESH_INTERVAL = 1.0  # seconds between live re-diagnoses (diagnose() on a few thousand rows takes milliseconds)
 MAX_CARDS = 12  # card widgets built once; more findings than this are summarized in one line
@@ -102,7 +102,7 @@ class DiagnosePanel:
             self.cards.append((text, btn, box))
         self.more = W.HTML()
         self.plot_title = W.HTML()
-        self.plot = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.plot = png_image(width="100%", max_width="900px")
 
         self.runs = W.Dropdown(options=[], description="past run", style={"description_width": "70px"},
                                layout=W.Layout(width="520px"))
@@ -120,7 +120,7 @@ class DiagnosePanel:
         self.use_lr_btn.on_click(lambda _: self.use_suggested_lr())
         self.check_status = W.HTML()
         self.check_text = W.HTML()
-        self.check_img = W.Image(format="png", layout=W.Layout(width="100%", max_width="760px"))
+        self.check_img = png_image(width="100%", max_width="760px")
 
         title = "<div style='font-weight:600;font-size:14px;color:#1d3557;margin:6px 0 2px'>{}</div>"
         self.widget = W.VBox([

@@ -41,6 +41,13 @@ def png(fig: Figure, dpi: int = DPI) -> bytes:
     return buf.getvalue()
 
 
+def png_image(**layout: str) -> W.Image:
+    """An Image widget for PNG figures, hidden while it has none (a browser draws an empty image as broken)."""
+    img = W.Image(format="png", layout=W.Layout(**layout, display="none"))
+    img.observe(lambda change: setattr(img.layout, "display", "" if change["new"] else "none"), names="value")
+    return img
+
+
 def ema(values: np.ndarray, smooth: float = EMA) -> np.ndarray:
     """Bias-corrected exponential moving average that skips non-finite values."""
     out = np.full(len(values), np.nan)
@@ -82,7 +89,7 @@ class CurvesView:
         self.ax_loss.set(ylabel="cross-entropy loss", title="Loss")
         self.ax_acc.set(ylabel="accuracy", title="Accuracy", ylim=(-0.02, 1.02))
         self.ax_loss.legend(loc="upper right", fontsize=8)
-        self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.image = png_image(width="100%", max_width="900px")
         self.points = 0  # step points drawn in the last render
         self.reset(None)
 
@@ -137,7 +144,7 @@ class LRView:
         self.ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
         self.ax.grid(alpha=0.3)
         self.ax.legend(fontsize=8, loc="upper right")
-        self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="460px"))
+        self.image = png_image(width="100%", max_width="460px")
         self.curve: list[float] = []  # the data last drawn as the plan (tests compare it with schedule_curve)
 
     def set_plan(self, curve: list[float], steps_per_epoch: int) -> None:
@@ -234,7 +241,7 @@ class ProbeViews:
     def __init__(self) -> None:
         self.events: list[ProbeEvent] = []
         self.history: Any = None
-        self.images = [W.Image(format="png", layout=W.Layout(width="100%", max_width="900px")) for _ in self.PANELS]
+        self.images = [png_image(width="100%", max_width="900px") for _ in self.PANELS]
         self.slider = W.IntSlider(value=0, min=0, max=0, description="snapshot", continuous_update=False,
                                   style={"description_width": "70px"}, layout=W.Layout(width="520px"))
         self.slider_label = W.HTML()

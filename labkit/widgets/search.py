@@ -9,7 +9,6 @@ running trial cleanly, and Compare runs grid and random at the same budget.
 from __future__ import annotations
 
 import html
-import io
 import threading
 from typing import Any, Callable
 
@@ -17,15 +16,11 @@ import ipywidgets as W
 
 from ..config import Config, config_paths
 from ..errors import LabkitError
+from .live import png, png_image
 
 KINDS = ("log", "linear", "choice")
+DPI = 80  # the search figures carry more text than the live views
 DEFAULT_RANGES = (("optim.lr", "log", "1e-3", "1", ""), ("model.dropout", "linear", "0", "0.5", ""))
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return buf.getvalue()
 
 
 def _searchable_paths() -> list[str]:
@@ -91,10 +86,10 @@ class SearchTab:
         self.stop_btn.on_click(lambda _: self.stop())
         self.preview_btn.on_click(lambda _: self.preview())
         self.status = W.HTML("Define ranges, pick a sampler and a budget, press Search.")
-        self.scores = W.Image(format="png")
-        self.curves = W.Image(format="png")
-        self.compare = W.Image(format="png")
-        self.best = W.Image(format="png")
+        self.scores = png_image()
+        self.curves = png_image()
+        self.compare = png_image()
+        self.best = png_image()
         self.table = W.HTML()
         self.warnings = W.HTML()
         self.widget = W.VBox([
@@ -239,9 +234,9 @@ class SearchTab:
         finished = sum(r["state"] != "running" for r in rows)
         running = sum(r["state"] == "running" for r in rows)
         if curves:
-            self.curves.value = _png(plots.trial_curves(curves, metric="loss", label_params=setup.space.paths))
+            self.curves.value = png(plots.trial_curves(curves, metric="loss", label_params=setup.space.paths), DPI)
         if any(r["value"] is not None for r in rows):
-            self.scores.value = _png(plots.score_vs_params(rows, setup.space))
+            self.scores.value = png(plots.score_vs_params(rows, setup.space), DPI)
         state = "done" if final else "running"
         self._say(f"{s.study_name}: {finished} finished, {running} running ({state})" +
                   (" &mdash; stopped; press Search again with the same study name to resume" if final and self._stop.is_set() else ""))
@@ -254,9 +249,9 @@ class SearchTab:
                 x, y = _plane_axes(setup.space, importances(rand))
                 panels = {f"grid ({grid.study_name})": trial_rows(grid), f"random ({rand.study_name})": trial_rows(rand)}
                 if x is not None:
-                    self.compare.value = _png(plots.sampler_planes(panels, x, y))
-                self.best.value = _png(plots.best_so_far(
-                    {f"{g.study_name} ({study_setup(g).sampler})": [r["value"] for r in trial_rows(g)] for g in studies}))
+                    self.compare.value = png(plots.sampler_planes(panels, x, y), DPI)
+                self.best.value = png(plots.best_so_far(
+                    {f"{g.study_name} ({study_setup(g).sampler})": [r["value"] for r in trial_rows(g)] for g in studies}), DPI)
         return key
 
     def preview(self) -> None:
@@ -275,7 +270,7 @@ class SearchTab:
             return
         budget = space.grid_size(budget=int(self.trials.value))
         pts = {"grid": sample_points(space, "grid", budget), "random": sample_points(space, "random", budget)}
-        self.compare.value = _png(plots.sample_preview(pts, ranges[0], ranges[1]))
+        self.compare.value = png(plots.sample_preview(pts, ranges[0], ranges[1]), DPI)
         self._say(f"preview: {budget} trials each; the grid tries only {len(set(p[ranges[0].path] for p in pts['grid']))} "
                   f"values of {ranges[0].path}, random tries {budget}")
 
