@@ -9,7 +9,7 @@ soft targets. Measured side by side in one process, same torch thread count for 
 images/s of the data alone for one epoch, and of one end-to-end training epoch with the reference ConvNet
 (the default ModelConfig), with the DataLoader at num_workers=0 and num_workers=1.
 
-    LABKIT_DATA=../shared/data python benchmarks/pipeline.py --subset 5000 --threads 1
+    LABKIT_DATA=../shared/data python benchmarks/pipeline.py --subset 5000 --threads 2
 """
 from __future__ import annotations
 
@@ -27,12 +27,14 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from labkit.config import DataConfig, ModelConfig, OptimConfig, RegConfig
+from labkit.config import Config, DataConfig, ModelConfig, OptimConfig, RegConfig
 from labkit.data import load_data
 from labkit.models import build_model
 from labkit.optimizers import build_optimizer
 from labkit.pipeline import TrainBatches
+from labkit.precision import autocast, resolve_precision
 
+PRECISION = resolve_precision(Config())
 REG = RegConfig(flip=True, crop=4, cutout=8, mixup=1.0, cutmix=1.0, label_smoothing=0.0)
 
 
@@ -120,7 +122,8 @@ def end_to_end(batches, data) -> float:
     model.train()
     t0, n = time.perf_counter(), 0
     for x, t in batches:
-        loss = F.cross_entropy(model(x), t)
+        with autocast(PRECISION):  # the precision the default recipe trains in on this machine
+            loss = F.cross_entropy(model(x), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -133,13 +136,13 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=5000)
     ap.add_argument("--e2e-subset", type=int, default=2000, help="images in the end-to-end epoch (keeps it short)")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2: what training uses here)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_data(DataConfig(subset=args.subset, val_size=1000), 0)
     small = load_data(DataConfig(subset=args.e2e_subset, val_size=1000), 0)
     bs = args.batch_size
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {bs}; data-only epoch of {args.subset} images, "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {PRECISION}, batch {bs}; data-only epoch of {args.subset} images, "
           f"end-to-end epoch of {args.e2e_subset} images (ConvNet width {ModelConfig().width}, depth {ModelConfig().depth})")
     data_only(ours(data, bs))  # warm caches once
     rows = {}

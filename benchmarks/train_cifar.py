@@ -67,7 +67,7 @@ def main() -> None:
         achieved = flops * s["steps"] / s["train_seconds"] / 1e9
         mm_after = matmul_gflops()
     f = s["final"]
-    print(f"config: {', '.join(args.set) or 'Config() defaults'}; {args.threads} threads; torch {torch.__version__}")
+    print(f"config: {', '.join(args.set) or 'Config() defaults'}; precision {s.get('precision')}; {args.threads} threads; torch {torch.__version__}")
     print(f"test accuracy        {f['test_acc']:.4f} on {len(run.data.test_y)} test images (val {f['val_acc']:.4f})")
     print(f"training seconds     {s['train_seconds']:.1f} ({s['steps']} steps, {s['images_per_second']:.0f} img/s); "
           f"wall incl. data, validation and test {wall:.1f}")

@@ -383,7 +383,7 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
     say = progress or (lambda s: None)
     old_threads = torch.get_num_threads()
     rng = torch.get_rng_state()  # building the checks' models reseeds torch's global RNG; keep the caller's
-    torch.set_num_threads(cfg.train.threads or default_threads())
+    torch.set_num_threads(cfg.train.threads or default_threads(cfg))
     notes: list[str] = []
     try:
         data = load_data(cfg.data, cfg.train.seed)

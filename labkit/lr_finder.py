@@ -171,7 +171,7 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     rng = torch.get_rng_state()  # building a model reseeds torch's global RNG; the caller's stream is kept
-    torch.set_num_threads(cfg.train.threads or default_threads())
+    torch.set_num_threads(cfg.train.threads or default_threads(cfg))
     try:
         return _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, prepare, t0)
     finally:
@@ -184,6 +184,7 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
     import time
 
     from .pipeline import TrainBatches
+    from .precision import autocast, resolve_precision
     from .train import _loss
 
     if model is None:
@@ -203,6 +204,7 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
     try:
         batches = TrainBatches(data, cfg.reg, cfg.train.batch_size, cfg.train.seed + 1)
         factor = (end / start) ** (1.0 / (iters - 1))
+        precision = resolve_precision(cfg)
         avg, best = 0.0, math.inf
         model.train()
         it = iter(())
@@ -215,8 +217,9 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
             lr = start * factor ** i
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            logits = model(x)
-            loss = _loss(logits, target, cfg, model)
+            with autocast(precision):  # the precision the run itself will train in
+                logits = model(x)
+                loss = _loss(logits, target, cfg, model)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optim.grad_clip > 0:

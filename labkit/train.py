@@ -27,6 +27,7 @@ from .events import Callback, EndEvent, EpochEvent, Event, StartEvent, StepEvent
 from .models import build_model
 from .optimizers import build_optimizer, needs_closure
 from .pipeline import TrainBatches, eval_batches
+from .precision import autocast, resolve_precision
 from .runs import RunWriter, new_run_dir
 from .schedules import Schedule, make_schedule
 
@@ -127,15 +128,18 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, cfg: Config, model: nn.Mod
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Data, split: str, batch_size: int = 1000, tta: bool = False) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: Data, split: str, batch_size: int = 1000, tta: bool = False,
+             precision: str = "fp32") -> tuple[float, float]:
     """(mean loss, accuracy) on `split` in eval mode; with tta, images are averaged with their mirror."""
     was = model.training
     model.eval()
     total, loss_sum, correct = 0, 0.0, 0
     for x, y in eval_batches(data, split, batch_size):
-        logits = model(x)
-        if tta and data.kind == "image":
-            logits = 0.5 * (logits + model(x.flip(3)))
+        with autocast(precision):
+            logits = model(x)
+            if tta and data.kind == "image":
+                logits = 0.5 * (logits + model(x.flip(3)))
+        logits = logits.float()
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
         total += len(y)
@@ -246,6 +250,8 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
     t = cfg.train
     spe, total = len(batches), sched.total_steps
     closure_opt = needs_closure(cfg.optim.name)
+    precision = resolve_precision(cfg)
+    summary["precision"] = precision
     higher_better = t.monitor == "val_acc"
     best_score, best_epoch, bad_epochs = None, -1, 0
     best_path = run.dir / "best.pt"
@@ -275,8 +281,9 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
 
                 def closure() -> torch.Tensor:
                     opt.zero_grad(set_to_none=True)
-                    out = model(x)
-                    l = _loss(out, target, cfg, model)
+                    with autocast(precision):
+                        out = model(x)
+                        l = _loss(out, target, cfg, model)
                     l.backward()
                     holder["out"], holder["loss"] = out.detach(), l.detach()
                     return l
@@ -284,8 +291,9 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
                 opt.step(closure)
                 logits, loss = holder["out"], holder["loss"]
             else:
-                logits = model(x)
-                loss = _loss(logits, target, cfg, model)
+                with autocast(precision):
+                    logits = model(x)
+                    loss = _loss(logits, target, cfg, model)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for h in hooks:
@@ -311,7 +319,7 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
         if n_steps == 0:
             break
         epoch += 1
-        val_loss, val_acc = evaluate(model, data, "val", t.eval_batch_size, t.tta) if len(data.val_y) else (None, None)
+        val_loss, val_acc = evaluate(model, data, "val", t.eval_batch_size, t.tta, precision) if len(data.val_y) else (None, None)
         score = (val_acc if higher_better else val_loss) if val_loss is not None else -step
         improved = score is not None and math.isfinite(score) and (
             best_score is None or (score > best_score if (higher_better or val_loss is None) else score < best_score))
@@ -336,7 +344,7 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
     })
     if status == "completed" and t.test and best_path.exists():
         model.load_state_dict(torch.load(best_path, weights_only=True))
-        test_loss, test_acc = evaluate(model, data, "test", t.eval_batch_size, t.tta)
+        test_loss, test_acc = evaluate(model, data, "test", t.eval_batch_size, t.tta, precision)
         summary["final"].update(test_loss=test_loss, test_acc=test_acc)
     if status == "completed" and not message:
         acc = summary["final"].get("test_acc", summary["final"].get("val_acc"))

@@ -9,6 +9,7 @@ from .errors import LabkitError
 from .initializers import INITIALIZERS
 from .models import MODELS, NORMS
 from .optimizers import OPTIMIZERS, needs_closure
+from .precision import PRECISIONS
 from .schedules import SCHEDULES
 
 
@@ -34,6 +35,8 @@ def validate_config(c: Config) -> None:
     SCHEDULES.check(c.schedule.name)
     if c.data.preprocess not in PREPROCESS:
         raise LabkitError(f"unknown preprocess {c.data.preprocess!r}; choose one of: {', '.join(PREPROCESS)}")
+    if c.train.precision not in PRECISIONS:
+        raise LabkitError(f"unknown precision {c.train.precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if c.train.monitor not in ("val_acc", "val_loss"):
         raise LabkitError(f"unknown monitor {c.train.monitor!r}; choose one of: val_acc, val_loss")
 

@@ -50,6 +50,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "--batch-size": ("train.batch_size", "batch size"),
     "--seed": ("train.seed", "random seed"),
     "--threads": ("train.threads", "torch threads (0 = all cores)"),
+    "--precision": ("train.precision", "auto, fp32 or bf16 (auto: bf16 autocast for images where the CPU/GPU has it)"),
     "--patience": ("train.patience", "early stopping patience in epochs (0 = off)"),
     "--out": ("train.out", "run store directory"),
     "--name": ("train.name", "a label for the run id"),

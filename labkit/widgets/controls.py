@@ -17,6 +17,7 @@ from ..errors import LabkitError
 from ..initializers import INITIALIZERS
 from ..models import MODELS, NORMS
 from ..optimizers import OPTIMIZERS
+from ..precision import PRECISIONS
 from ..schedules import SCHEDULES
 
 LABEL_W = "120px"
@@ -68,7 +69,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                  "schedule.step_every", "schedule.min_lr", "schedule.pct_start", "schedule.div_factor",
                  "schedule.final_div_factor", "schedule.restart_epochs", "schedule.restart_mult"),
     "Regularization": ("reg.flip", "reg.crop", "reg.cutout", "reg.mixup", "reg.cutmix", "reg.label_smoothing"),
-    "Training": ("train.epochs", "train.batch_size", "train.seed", "train.patience", "probe.every"),
+    "Training": ("train.epochs", "train.batch_size", "train.seed", "train.patience", "train.precision", "probe.every"),
 }
 
 LABELS = {
@@ -83,6 +84,7 @@ LABELS = {
     "reg.flip": "horizontal flip", "reg.crop": "pad-crop (px)", "reg.cutout": "cutout side (px)",
     "reg.mixup": "mixup alpha", "reg.cutmix": "cutmix alpha", "reg.label_smoothing": "label smoothing",
     "train.batch_size": "batch size", "train.patience": "early-stop patience", "probe.every": "probe every (steps)",
+    "train.precision": "precision",
 }
 
 CHOICES: dict[str, Callable[[], list[str]]] = {
@@ -94,6 +96,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "model.norm": NORMS.names,
     "optim.name": OPTIMIZERS.names,
     "schedule.name": SCHEDULES.names,
+    "train.precision": lambda: list(PRECISIONS),
 }
 
 HELP_TABLES = {"data.dataset": DATASETS, "model.kind": MODELS, "model.activation": ACTIVATIONS,
