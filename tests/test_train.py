@@ -120,3 +120,20 @@ def test_disk_full_is_a_plain_error_and_metrics_stay_readable(spirals_config, mo
     (d,) = list((spirals_config.train.out and __import__("pathlib").Path(spirals_config.train.out)).iterdir())
     rows = load_run(d).rows("step")
     assert len(rows) == 10 and rows[-1]["step"] == 10
+
+
+def test_precision_is_validated_resolved_and_recorded(spirals_config):
+    """bf16 autocast trains and says so in the summary; auto keeps the 2-D sets in fp32; bad names are refused."""
+    from labkit.errors import LabkitError
+    from labkit.precision import resolve_precision
+
+    with pytest.raises(LabkitError, match="unknown precision 'fp16'; choose one of: auto, fp32, bf16"):
+        spirals_config.replace(**{"train.precision": "fp16"}).validate()
+    assert resolve_precision(spirals_config) == "fp32"  # auto: tiny MLPs gain nothing from bf16
+    run = train(spirals_config.replace(**{"train.precision": "bf16", "train.epochs": 3}))
+    assert run.status == "completed" and run.summary["precision"] == "bf16"
+    fp32 = train(spirals_config.replace(**{"train.precision": "fp32", "train.epochs": 3}))
+    assert fp32.summary["precision"] == "fp32"
+    # bfloat16 keeps 8 bits of mantissa: the runs differ, but both learn the spirals past chance
+    assert run.summary["final"]["val_acc"] > 0.6 and fp32.summary["final"]["val_acc"] > 0.6
+    assert run.summary["final"]["val_loss"] != fp32.summary["final"]["val_loss"]
