@@ -507,32 +507,53 @@ def _saturated(h: ProbeHistory, run: _Run) -> Finding | None:
                    h.steps[-1], {"saturated": sat, "median": med, "when": "late"})
 
 
-def _collapse(h: ProbeHistory) -> Finding | None:
-    for i, when in ((-1, "latest"), (0, "init")):
-        snap = h.snapshot(i)
-        names = [n for n in h.layers if n in snap]
-        stds = [_f((snap.get(n) or {}).get("std")) for n in names]
-        pairs = [(n, s) for n, s in zip(names, stds) if math.isfinite(s)]
-        if len(pairs) < MIN_COLLAPSE_LAYERS or pairs[0][1] <= 0:
-            continue
-        s = np.array([p[1] for p in pairs])
-        j = int(np.argmin(s[1:])) + 1  # the deepest point of the collapse (later layers may have learned a little)
-        ratio = float(s[j] / s[0])
-        if j + 1 >= MIN_COLLAPSE_LAYERS and ratio < COLLAPSE_RATIO and bool(np.all(np.diff(s[:j + 1]) < 0)):
-            if when == "init" and h.steps[i] != 0:
-                continue
-            per = ratio ** (1 / j) if ratio > 0 else 0.0
-            chain = " -> ".join(_g(float(v)) for v in s)
-            ev = (f"activation std by depth at step {h.steps[i]}: {chain} ({pairs[0][0]} to {pairs[-1][0]}): x{_g(per, 2)} "
-                  f"per layer from {pairs[0][0]} to {pairs[j][0]}, which is at {_g(ratio)} of the first")
-            if when == "init":
-                ev += f"; by step {h.steps[-1]} it recovered (x{_g(float(_last_ratio(h)), 2)})"
-            sev = "alarm" if ratio < COLLAPSE_ALARM and when == "latest" else ("warn" if when == "latest" else "info")
-            return Finding("activation_collapse", sev, "Activations collapse to zero with depth: init too small", ev,
-                           "use --init kaiming (ReLU family) or --init xavier (tanh, sigmoid), which keep the variance "
-                           "from layer to layer, or add batch norm (--norm batch)", PLOT_STATS, h.steps[i],
-                           {"stds": dict((n, float(v)) for n, v in pairs), "ratio": ratio, "when": when})
+def _collapsed(h: ProbeHistory, i: int) -> tuple[list[tuple[str, float]], int, float] | None:
+    """(layer stds, deepest collapsed index, its ratio to the first) when snapshot `i` collapses across depth."""
+    snap = h.snapshot(i)
+    names = [n for n in h.layers if n in snap]
+    pairs = [(n, s) for n, s in ((n, _f((snap.get(n) or {}).get("std"))) for n in names) if math.isfinite(s)]
+    if len(pairs) < MIN_COLLAPSE_LAYERS or pairs[0][1] <= 0:
+        return None
+    s = np.array([p[1] for p in pairs])
+    j = int(np.argmin(s[1:])) + 1  # the deepest point of the collapse (later layers may have learned a little)
+    ratio = float(s[j] / s[0])
+    if j + 1 >= MIN_COLLAPSE_LAYERS and ratio < COLLAPSE_RATIO and bool(np.all(np.diff(s[:j + 1]) < 0)):
+        return pairs, j, ratio
     return None
+
+
+def _collapse(h: ProbeHistory) -> Finding | None:
+    """Activation std shrinking layer by layer: blamed on the init only when the init itself collapses."""
+    at_init = _collapsed(h, 0) if h.steps[0] == 0 else None
+    latest = _collapsed(h, -1)
+    if at_init is not None:
+        i, (pairs, j, ratio), when = 0, at_init, "init"
+        if latest is not None:
+            i, (pairs, j, ratio), when = -1, latest, "latest"
+    elif latest is not None:
+        pairs, j, ratio = latest
+        snap = h.snapshot(-1)
+        if any(_f((snap.get(n) or {}).get("dead")) >= DEAD_WARN for n, _ in pairs[:j + 1]):
+            return None  # silent (dead) units explain the shrinking: the dead-units finding says so
+        i, when = -1, "during"
+    else:
+        return None
+    per = ratio ** (1 / j) if ratio > 0 else 0.0
+    chain = " -> ".join(_g(float(v)) for _, v in pairs)
+    ev = (f"activation std by depth at step {h.steps[i]}: {chain} ({pairs[0][0]} to {pairs[-1][0]}): x{_g(per, 2)} "
+          f"per layer from {pairs[0][0]} to {pairs[j][0]}, which is at {_g(ratio)} of the first")
+    values = {"stds": dict((n, float(v)) for n, v in pairs), "ratio": ratio, "when": when}
+    if when == "during":  # the init passed the signal through; training shrank it
+        return Finding("activation_collapse", "warn", "Activations shrink to zero with depth during training", ev
+                       + "; at step 0 they did not collapse, so the init is not the cause",
+                       "lower the LR or the weight decay (--weight-decay), which can shrink the deep layers' weights, "
+                       "or add batch norm (--norm batch)", PLOT_STATS, h.steps[i], values)
+    if when == "init" and len(h) > 1:
+        ev += f"; by step {h.steps[-1]} it recovered (x{_g(float(_last_ratio(h)), 2)})"
+    sev = "alarm" if ratio < COLLAPSE_ALARM and when == "latest" else ("warn" if when == "latest" else "info")
+    return Finding("activation_collapse", sev, "Activations collapse to zero with depth: init too small", ev,
+                   "use --init kaiming (ReLU family) or --init xavier (tanh, sigmoid), which keep the variance "
+                   "from layer to layer, or add batch norm (--norm batch)", PLOT_STATS, h.steps[i], values)
 
 
 def _last_ratio(h: ProbeHistory) -> float:

@@ -73,6 +73,21 @@ def test_lr_ten_is_too_high_and_diverges(runs):
     assert "after_divergence" in not_judged(found)  # the rest is said to be unjudgeable, not guessed
 
 
+def test_a_too_high_lr_that_kills_relus_is_not_blamed_on_the_init(store):
+    """`labkit train --data spirals --model mlp --lr 10 --epochs 5`: no NaN, but the last hidden layer dies.
+
+    Its activation std falls to 0 with depth, yet step 0 was healthy: the finding is dead units and too-large
+    updates, never "collapse: init too small".
+    """
+    run = train(Config().replace(**{"data.dataset": "spirals", "model.kind": "mlp", "optim.lr": 10.0,
+                                    "train.epochs": 5, "probe.every": 10, "train.threads": 1,
+                                    "train.out": str(store), "train.name": "dies"}))
+    found = diagnose_run(run.dir)
+    assert run.status == "completed"
+    assert {"dead_units", "update_ratio_high"} <= codes(found)
+    assert not codes(found) & INIT_CODES
+
+
 def test_lr_1e7_is_too_low(runs):
     found = diagnose_run(runs["lr_low"].dir)
     low = next(f for f in found if f.code == "lr_too_low")
