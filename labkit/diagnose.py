@@ -762,7 +762,8 @@ def diagnose(metrics: list[dict], probes: ProbeHistory | None = None, config: Co
 
     gap, gap_notes = _epoch_gap(run)
     notes += gap_notes
-    explained = init_cause or flat is not None
+    # a dead layer or a bad init caps the accuracy: "train longer, bigger model" would be the wrong advice
+    explained = init_cause or flat is not None or any(f.code == "dead_units" and f.severity == "alarm" for f in found)
     found += [f for f in gap if not (explained and f.code == "underfitting")]
 
     if run.status is None and run.n:

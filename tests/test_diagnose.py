@@ -86,6 +86,7 @@ def test_a_too_high_lr_that_kills_relus_is_not_blamed_on_the_init(store):
     assert run.status == "completed"
     assert {"dead_units", "update_ratio_high"} <= codes(found)
     assert not codes(found) & INIT_CODES
+    assert "underfitting" not in codes(found)  # the dead layer caps accuracy: not "train longer"
 
 
 def test_lr_1e7_is_too_low(runs):
