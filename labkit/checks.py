@@ -43,8 +43,8 @@ from .config import Config
 from .data import Data
 from .errors import LabkitError
 from .lr_finder import LRFinderResult, lr_range_test
-from .models import build_model
 from .optimizers import build_optimizer, needs_closure
+from .train import build_run_model
 
 INITIAL_LOSS_BAND = (0.5, 3.0)  # pass when ln C * low <= initial loss <= ln C * high (see the module doc)
 STANDARD_WEIGHT_DECAY = 5e-4  # the regularization check's penalty when the config has none
@@ -115,11 +115,6 @@ def without_regularization(config: Config) -> Config:
     })
 
 
-def _model(config: Config, data: Data) -> nn.Module:
-    m = build_model(config.model, data.input_shape, data.num_classes, seed=config.train.seed)
-    return m.to(memory_format=torch.channels_last) if data.kind == "image" else m
-
-
 @dataclass
 class InitBatch:
     """The untrained model (regularization off) and its logits on the first training examples."""
@@ -131,7 +126,7 @@ class InitBatch:
     @classmethod
     def make(cls, config: Config, data: Data, examples: int = INIT_EXAMPLES) -> "InitBatch":
         """Build the config's model (seeded, regularization off) and run one forward pass in training mode."""
-        model = _model(without_regularization(config), data)
+        model = build_run_model(without_regularization(config), data)
         # the training set is stored in seeded random order, so its head is a fair sample
         n = min(examples, len(data.train_y))
         x, y = data.to_input(data.train_x[:n]), data.train_y[:n]
@@ -269,7 +264,7 @@ def check_overfit(config: Config, data: Data, *, images: int = 20, steps: int = 
     idx = balanced_sample(data, images, cfg.train.seed)
     x, y = data.to_input(data.train_x[idx]), data.train_y[idx]
     target = F.one_hot(y, data.num_classes).float()
-    model = _model(cfg, data)
+    model = build_run_model(cfg, data)
     opt = build_optimizer(model, cfg.optim)
     lr = cfg.optim.lr
     for g in opt.param_groups:
@@ -365,9 +360,8 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
     lr_options: keyword arguments of lr_range_test (start, end, iters, smooth, diverge).
     """
     from .data import load_data
-    from .train import default_threads
-
     from .lr_finder import _check_args
+    from .train import own_threads
 
     t0 = time.perf_counter()
     cfg = config.copy().validate()
@@ -381,11 +375,8 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
         _check_args(**opts)
     _check_overfit_args(overfit_images, overfit_steps)
     say = progress or (lambda s: None)
-    old_threads = torch.get_num_threads()
-    rng = torch.get_rng_state()  # building the checks' models reseeds torch's global RNG; keep the caller's
-    torch.set_num_threads(cfg.train.threads or default_threads(cfg))
     notes: list[str] = []
-    try:
+    with own_threads(cfg):
         data = load_data(cfg.data, cfg.train.seed)
         checks = []
         say("initial loss")
@@ -402,9 +393,6 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
         elif lr_test:
             say("LR range test")
             result = lr_range_test(cfg, data=data, **(lr_options or {}))
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.set_rng_state(rng)
     m = cfg.model
     title = (f"labkit check: {cfg.data.dataset} ({len(data.train_y)} training examples, {data.num_classes} classes), "
              f"{m.kind} depth {m.depth} width {m.width} {m.activation}, init {m.init}, norm {m.norm}; "

@@ -830,11 +830,11 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
 
 def _rebuild(cfg: Config, rec: Any, data: Any) -> tuple[Any, Any]:
     from .data import load_data
-    from .models import build_model
+    from .train import build_run_model
 
     if data is None:
         data = load_data(cfg.data, cfg.train.seed)
-    model = build_model(cfg.model, data.input_shape, data.num_classes, seed=cfg.train.seed)
+    model = build_run_model(cfg, data)
     model.load_state_dict(rec.load_state_dict())
     return model, data
 

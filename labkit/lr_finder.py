@@ -157,7 +157,7 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
     """Run the LR range test on `config` (or on the given model/optimizer/data) and restore them exactly."""
     import time
 
-    from .train import default_threads, prepare
+    from .train import own_threads
 
     _check_args(start, end, iters, smooth, diverge)
     cfg = config.copy().validate()
@@ -169,23 +169,17 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
     if model is None and optimizer is not None:
         raise LabkitError("lr_range_test got an optimizer without its model; pass model= too (or neither)")
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    rng = torch.get_rng_state()  # building a model reseeds torch's global RNG; the caller's stream is kept
-    torch.set_num_threads(cfg.train.threads or default_threads(cfg))
-    try:
-        return _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, prepare, t0)
-    finally:
-        torch.set_num_threads(threads)
-        torch.set_rng_state(rng)
+    with own_threads(cfg):
+        return _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, t0)
 
 
 def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diverge: float, model: nn.Module | None,
-         optimizer: torch.optim.Optimizer | None, data: Data | None, prepare: Any, t0: float) -> LRFinderResult:
+         optimizer: torch.optim.Optimizer | None, data: Data | None, t0: float) -> LRFinderResult:
     import time
 
     from .pipeline import TrainBatches
     from .precision import autocast, resolve_precision
-    from .train import _loss
+    from .train import _loss, prepare
 
     if model is None:
         built_data, model, optimizer, _ = prepare(cfg)

@@ -7,6 +7,7 @@ Hooks (`TrainHook`) see the model around each step; probes use them.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -14,7 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -149,12 +150,28 @@ def evaluate(model: nn.Module, data: Data, split: str, batch_size: int = 1000, t
     return loss_sum / total, correct / total
 
 
+def build_run_model(config: Config, data: Data) -> nn.Module:
+    """The seeded model a run of `config` trains on `data` (channels-last for images, as the pipeline feeds them)."""
+    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.train.seed)
+    return model.to(memory_format=torch.channels_last) if data.kind == "image" else model
+
+
+@contextlib.contextmanager
+def own_threads(config: Config) -> Iterator[None]:
+    """Run a side job (checks, LR test) on `config`'s thread count; give back the caller's threads and RNG stream."""
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()  # building a model reseeds the global RNG
+    torch.set_num_threads(config.train.threads or default_threads(config))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
+
+
 def prepare(config: Config) -> tuple[Data, nn.Module, torch.optim.Optimizer, Schedule]:
     """Load data and build the seeded model, optimizer and schedule a run of `config` uses."""
     data = load_data(config.data, config.train.seed)
-    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.train.seed)
-    if data.kind == "image":
-        model = model.to(memory_format=torch.channels_last)
+    model = build_run_model(config, data)
     opt = build_optimizer(model, config.optim)
     return data, model, opt, make_schedule(config, len(data.train_y))
 
