@@ -83,10 +83,10 @@ class RecipeResult:
 
 
 def _best_trial(study: Any) -> Any | None:
-    from optuna.trial import TrialState
+    from .search_analysis import completed_trials
 
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE and t.value is not None]
-    return max(done, key=lambda t: t.value) if done else None
+    done = completed_trials(study)
+    return done[0] if done else None
 
 
 def _best_line(stage: str, study: Any) -> str:

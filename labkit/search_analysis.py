@@ -22,7 +22,8 @@ def _as_study(study: Any, storage: Any) -> Any:
     return load_study(study, storage) if isinstance(study, str) else study
 
 
-def _completed(study: Any) -> list:
+def completed_trials(study: Any) -> list:
+    """The study's completed trials with a value, best first."""
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE and t.value is not None]
@@ -46,7 +47,7 @@ def refine(study: Any, storage: Any = None, top: int = 5) -> Space:
         raise LabkitError(f"top={top}; refine needs the best k >= 1 trials")
     s = _as_study(study, storage)
     space = study_setup(s).space
-    best = _completed(s)[:top]
+    best = completed_trials(s)[:top]
     if not best:
         raise LabkitError(f"study {s.study_name!r} has no completed trials to refine around; run it first")
     params = []
@@ -80,7 +81,7 @@ def border_warnings(study: Any, space: Space | None = None, storage: Any = None,
     s = _as_study(study, storage)
     setup = study_setup(s)
     space = space or setup.space
-    ranked = _completed(s)
+    ranked = completed_trials(s)
     if not ranked:
         return []
     best, top = ranked[0], ranked[:5]
@@ -206,7 +207,7 @@ def importances(study: Any) -> dict[str, float]:
     """Optuna's fANOVA parameter importances (empty when there are too few completed trials)."""
     import optuna
 
-    if len(_completed(study)) < 3:
+    if len(completed_trials(study)) < 3:
         return {}
     try:
         return dict(optuna.importance.get_param_importances(study))
@@ -272,7 +273,7 @@ def write_report(studies: str | Iterable[str], storage: Any, out: str | Path) ->
         if curves:
             save(plots.trial_curves(curves, metric="val_acc", title=f"{n}: validation accuracy per epoch"),
                  f"{n}-curves.png")
-        if len(_completed(s)) >= 2 and len(setup.space) >= 2:
+        if len(completed_trials(s)) >= 2 and len(setup.space) >= 2:
             save(plots.parallel_coordinates(s), f"{n}-parallel.png")
         if imp:
             save(plots.param_importances(imp, title=f"{n}: parameter importances (fANOVA)"), f"{n}-importances.png")
