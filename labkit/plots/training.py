@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..errors import LabkitError
 from ..probes import ProbeHistory, read_probes
 
 WIDTH = 10.0  # inches: notebook width at 100 dpi
@@ -395,6 +396,25 @@ def gradient_updates(history: ProbeHistory) -> Figure:
 
 
 # -- everything about one run --------------------------------------------------------------
+def run_figure(name: str, rows: list[dict], history: ProbeHistory | None, label: str = "run") -> Figure:
+    """One of a run's figures, by its `run_figures` name, from metric rows and probe snapshots (live or stored)."""
+    h = history if history is not None else ProbeHistory()
+    if name == "learning_curves":
+        return learning_curves({label: rows})
+    if name == "lr":
+        start = next((r for r in rows if r.get("kind") == "start"), {})
+        lrs = [_f(r.get("lr")) for r in rows if r.get("kind") == "step"]
+        return lr_curve({label: lrs} if lrs else {}, start.get("steps_per_epoch"))
+    if name in ("activations_first", "activations_last"):
+        return activation_histograms(h, 0 if name == "activations_first" else -1)
+    probe_figures = {"activation_stats": activation_stats, "activation_heatmap": activation_heatmap,
+                     "gradients": gradient_updates}
+    if name in probe_figures:
+        return probe_figures[name](h)
+    raise LabkitError(f"unknown figure {name!r}; choose one of: learning_curves, lr, activations_first, "
+                      f"activations_last, {', '.join(probe_figures)}")
+
+
 def run_figures(run_dir: str | os.PathLike) -> dict[str, Figure]:
     """Every figure of a run directory, by name; a partial or probe-less run draws what exists and says what is missing."""
     from ..runs import load_run
@@ -421,13 +441,9 @@ def run_figures(run_dir: str | os.PathLike) -> dict[str, Figure]:
     if notes:
         lc.suptitle(lc._suptitle.get_text() + "\n" + "\n".join(notes), fontsize=10)
     figs["learning_curves"] = lc
-    lrs = [_f(r.get("lr")) for r in rows if r.get("kind") == "step"]
-    figs["lr"] = lr_curve({rec.id: lrs} if lrs else {}, start.get("steps_per_epoch"))
+    names = ["lr"]
     if len(history):
-        figs["activations_first"] = activation_histograms(history, 0)
-        if len(history) > 1:
-            figs["activations_last"] = activation_histograms(history, -1)
-        figs["activation_stats"] = activation_stats(history)
-        figs["activation_heatmap"] = activation_heatmap(history)
-        figs["gradients"] = gradient_updates(history)
+        names += ["activations_first", *(["activations_last"] if len(history) > 1 else []), "activation_stats",
+                  "activation_heatmap", "gradients"]
+    figs.update((name, run_figure(name, rows, history, rec.id)) for name in names)
     return figs

@@ -24,6 +24,7 @@ from ..config import Config
 from ..diagnose import Finding, LiveDiagnosis, diagnose_run
 from ..errors import LabkitError
 from ..events import EndEvent, Event, StartEvent
+from ..plots.training import run_figure
 from ..probes import ProbeHistory
 from .live import png, png_image
 
@@ -40,28 +41,6 @@ STYLE = {  # severity -> (accent, background, label)
 PLOT_NAMES = {"learning_curves": "learning curves", "lr": "learning rate", "activations_first": "first histograms",
               "activations_last": "latest histograms", "activation_stats": "activation statistics",
               "activation_heatmap": "activation heatmap", "gradients": "gradients and updates"}
-
-
-def figure_for(plot: str, rows: list[dict], history: ProbeHistory | None, label: str = "run") -> Figure:
-    """The run_figures figure named `plot`, drawn from metric rows and probe snapshots (a live or stored run)."""
-    from .. import plots
-
-    h = history if history is not None else ProbeHistory()
-    if plot == "learning_curves":
-        return plots.learning_curves({label: rows})
-    if plot == "lr":
-        start = next((r for r in rows if r.get("kind") == "start"), {})
-        lrs = [float(r["lr"]) for r in rows if r.get("kind") == "step" and r.get("lr") is not None]
-        return plots.lr_curve({label: lrs} if lrs else {}, start.get("steps_per_epoch"))
-    if plot in ("activations_first", "activations_last"):
-        return plots.activation_histograms(h, 0 if plot == "activations_first" else -1)
-    if plot == "activation_stats":
-        return plots.activation_stats(h)
-    if plot == "activation_heatmap":
-        return plots.activation_heatmap(h)
-    if plot == "gradients":
-        return plots.gradient_updates(h)
-    raise LabkitError(f"unknown plot {plot!r}; choose one of: {', '.join(PLOT_NAMES)}")
 
 
 def card_html(f: Finding) -> str:
@@ -247,7 +226,7 @@ class DiagnosePanel:
         f = self.findings[i]
         rows, history = self.source.get("rows") or [], self.source.get("history")
         self.plot_title.value = f"<i>drawing {html.escape(PLOT_NAMES.get(f.plot, f.plot))}...</i>"
-        fig = figure_for(f.plot, rows, history, str(self.source.get("label", "run")))
+        fig = run_figure(f.plot, rows, history, str(self.source.get("label", "run")))
         self.plot.value = png(fig, PLOT_DPI)
         self.plot_title.value = (f"<b>{html.escape(PLOT_NAMES.get(f.plot, f.plot))}</b> "
                                  f"<small>(for: {html.escape(f.title)})</small>")
