@@ -44,7 +44,9 @@ from .data import Data
 from .errors import LabkitError
 from .lr_finder import LRFinderResult, lr_range_test
 from .optimizers import build_optimizer, needs_closure
+from .precision import resolve_precision
 from .train import build_run_model
+from .train.step import TrainStep, set_lr
 
 INITIAL_LOSS_BAND = (0.5, 3.0)  # pass when ln C * low <= initial loss <= ln C * high (see the module doc)
 STANDARD_WEIGHT_DECAY = 5e-4  # the regularization check's penalty when the config has none
@@ -258,8 +260,6 @@ def _check_overfit_args(images: int, steps: int) -> None:
 def check_overfit(config: Config, data: Data, *, images: int = 20, steps: int = 300) -> CheckResult:
     """Train on `images` examples (regularization and augmentation off, full batch) until all are right."""
     _check_overfit_args(images, steps)
-    from .train import _loss
-
     cfg = without_regularization(config)
     idx = balanced_sample(data, images, cfg.train.seed)
     x, y = data.to_input(data.train_x[idx]), data.train_y[idx]
@@ -267,38 +267,21 @@ def check_overfit(config: Config, data: Data, *, images: int = 20, steps: int = 
     model = build_run_model(cfg, data)
     opt = build_optimizer(model, cfg.optim)
     lr = cfg.optim.lr
-    for g in opt.param_groups:
-        g["lr"] = lr
-    closure_opt = needs_closure(cfg.optim.name)
+    set_lr(opt, lr)
+    step_fn = TrainStep(model, opt, cfg, resolve_precision(cfg))  # the step training takes, in its precision
     model.train()
     losses: list[float] = []
     accs: list[float] = []
     solved_at: int | None = None
     for step in range(steps + 1):
-        # the forward pass of each step doubles as the accuracy check before the update
-        if closure_opt:
-            holder: dict[str, torch.Tensor] = {}
-
-            def closure() -> torch.Tensor:
-                opt.zero_grad(set_to_none=True)
-                out = model(x)
-                loss_ = _loss(out, target, cfg, model)
-                loss_.backward()
-                holder.setdefault("out", out.detach())
-                holder.setdefault("loss", loss_.detach())
-                return loss_
-
-            if step < steps:
-                opt.step(closure)
-            else:
-                with torch.no_grad():
-                    out = model(x)
-                    holder = {"out": out, "loss": _loss(out, target, cfg, model)}
-            logits, loss = holder["out"], holder["loss"]
+        # each step's forward pass (before its update) doubles as the accuracy check; the last one only looks
+        if step < steps:
+            out = step_fn(x, target)
+            logits, loss = out.logits, out.loss
         else:
-            logits = model(x)
-            loss = _loss(logits, target, cfg, model)
-        v = float(loss.detach())
+            with torch.no_grad():
+                logits, loss = step_fn.forward(x, target)
+        v = float(loss)
         acc = float((logits.argmax(1) == y).float().mean())
         losses.append(v)
         accs.append(acc)
@@ -306,14 +289,6 @@ def check_overfit(config: Config, data: Data, *, images: int = 20, steps: int = 
             if acc >= 1.0 and math.isfinite(v):
                 solved_at = step
             break
-        if step == steps:
-            break
-        if not closure_opt:
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
     n = len(y)
     first, last = losses[0], losses[-1]
     values = {"images": float(n), "steps_allowed": float(steps), "steps": float(len(losses) - 1),

@@ -191,9 +191,10 @@ def _divergence(run: _Run) -> list[Finding]:
         if ok.size:
             ev += f"; the loss was {_g(float(ok[0]))} at step {int(run.step_no[0])} and {_g(float(ok[-1]))} " \
                   f"at step {int(run.step_no[np.isfinite(loss)][-1])} (max {_g(float(ok.max()))}); peak LR {lr_txt}"
-        out.append(Finding("diverged", "alarm", "Training diverged: the loss became NaN or infinite", ev, fix,
+        out.append(Finding("diverged", "alarm", "Training diverged: the loss blew up (NaN, infinite, or 10,000x where it started)", ev, fix,
                            PLOT_CURVES, where, {"peak_lr": run.peak_lr, "last_finite_loss": float(ok[-1]) if ok.size else None}))
-    if n >= 10:
+    # a run the loop stopped for divergence is judged on its few steps too: lr 10 blows up within 5 steps
+    if n >= 10 or (run.status == "diverged" and n >= 3):
         w = run.window()
         init = float(loss[0]) if math.isfinite(loss[0]) else math.nan
         chunks = [np.nanmedian(loss[i:i + w]) for i in range(0, n - w + 1, w)] if n >= w else []

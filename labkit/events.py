@@ -42,8 +42,9 @@ class StepEvent(Event):
     epoch: float  # fractional epoch at the end of this step
     loss: float
     acc: float
-    lr: float
+    lr: float  # the base rate, read back from the optimizer after the update
     time: float  # seconds since the start of training
+    lrs: dict[str, float] | None = None  # each parameter group's rate, when groups carry different scales
 
 
 @dataclass
@@ -60,6 +61,7 @@ class EpochEvent(Event):
     lr: float
     time: float
     best: bool  # this epoch is the best so far (its weights are in best.pt)
+    weights: dict[str, dict[str, float | None]] = field(default_factory=dict)  # other evaluated weights' val metrics
 
 
 @dataclass

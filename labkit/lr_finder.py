@@ -178,8 +178,9 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
     import time
 
     from .pipeline import TrainBatches
-    from .precision import autocast, resolve_precision
-    from .train import _loss, prepare
+    from .precision import resolve_precision
+    from .train import prepare
+    from .train.step import TrainStep, set_lr
 
     if model is None:
         built_data, model, optimizer, _ = prepare(cfg)
@@ -198,7 +199,7 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
     try:
         batches = TrainBatches(data, cfg.reg, cfg.train.batch_size, cfg.train.seed + 1)
         factor = (end / start) ** (1.0 / (iters - 1))
-        precision = resolve_precision(cfg)
+        step_fn = TrainStep(model, optimizer, cfg, resolve_precision(cfg))  # the run's own step and precision
         avg, best = 0.0, math.inf
         model.train()
         it = iter(())
@@ -209,17 +210,8 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
                 it = iter(batches.epoch())
                 x, target, _ = next(it)
             lr = start * factor ** i
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            with autocast(precision):  # the precision the run itself will train in
-                logits = model(x)
-                loss = _loss(logits, target, cfg, model)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            v = float(loss.detach())
+            set_lr(optimizer, lr)  # the base rate: groups keep their scales, as in training
+            v = float(step_fn(x, target).loss)
             if not math.isfinite(v):
                 stopped, stop_lr = True, lr
                 reason = f"stopped at step {i + 1}: the loss became {v} at lr {lr:.3g}"

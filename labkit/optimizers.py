@@ -3,15 +3,20 @@
 Weight decay goes to weights only (not biases or normalization gains),
 the usual practice; AdamW decays decoupled from the gradient, the others
 add it to the gradient (L2).
+
+Each parameter group carries a `name` and an `lr_scale`: with `lr_scales={"features": 0.1}` the parameters
+under `features.` form group "features" at a tenth of the scheduled rate (a pretrained backbone), the rest
+group "model" at the full rate. Schedules and the LR range test multiply the scale (see train.step.set_lr).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
 from .config import OptimConfig
+from .errors import LabkitError
 from .registry import Registry
 
 Groups = list[dict]
@@ -28,22 +33,49 @@ OPTIMIZERS.add("adamw", lambda g, c: torch.optim.AdamW(g, lr=c.lr, betas=(c.beta
 OPTIMIZERS.add("lbfgs", lambda g, c: torch.optim.LBFGS(g, lr=c.lr, max_iter=4, history_size=10, line_search_fn="strong_wolfe"), "quasi-Newton (L-BFGS), full-batch style: needs a deterministic loss per step", uses=("lr",), closure=True)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> Groups:
-    """Two groups: weights (decayed) and biases/norm parameters (not decayed)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def _check_scales(model: nn.Module, lr_scales: Mapping[str, float]) -> None:
+    names = [n for n, _ in model.named_parameters()]
+    for prefix, scale in lr_scales.items():
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            tops = sorted({n.split(".")[0] for n in names})
+            raise LabkitError(f"lr_scales names {prefix!r}, which holds no parameter of this model; "
+                              f"its top-level parts are: {', '.join(tops)}")
+        if not (isinstance(scale, (int, float)) and 0 <= scale <= 10):
+            raise LabkitError(f"lr_scales[{prefix!r}]={scale!r} is out of range; give a factor in [0, 10] (0.1 is usual "
+                              f"for a pretrained backbone)")
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scales: Mapping[str, float] | None = None) -> Groups:
+    """Per LR group (a name prefix in `lr_scales`, else "model"): weights (decayed), biases/norm (not decayed)."""
+    lr_scales = dict(lr_scales or {})
+    _check_scales(model, lr_scales)
+    buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for n, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            group = next((k for k in lr_scales if n == k or n.startswith(k + ".")), "model")
+            buckets.setdefault((group, p.ndim > 1), []).append(p)
+    groups = []
+    for group in ["model", *lr_scales]:
+        for decayed in (True, False):
+            if (group, decayed) in buckets or group == "model":  # "model" always has both groups, as before
+                groups.append({"params": buckets.get((group, decayed), []), "name": group,
+                               "lr_scale": float(lr_scales.get(group, 1.0)),
+                               "weight_decay": weight_decay if decayed else 0.0})
+    return groups
 
 
-def build_optimizer(params: nn.Module | Iterable, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer `cfg` names, over a model's parameters (or explicit params/groups)."""
+def build_optimizer(params: nn.Module | Iterable, cfg: OptimConfig,
+                    lr_scales: Mapping[str, float] | None = None) -> torch.optim.Optimizer:
+    """The optimizer `cfg` names, over a model's parameters (or explicit params/groups), groups scaled by `lr_scales`."""
     if isinstance(params, nn.Module):
         if cfg.name == "lbfgs":  # L-BFGS supports a single group and no weight decay
-            groups: Groups = [{"params": [p for p in params.parameters() if p.requires_grad]}]
+            if lr_scales:
+                raise LabkitError("L-BFGS takes one parameter group: it cannot give parts of the model their own "
+                                  "learning rate; drop the LR scales or choose another optimizer (e.g. nesterov)")
+            groups: Groups = [{"params": [p for p in params.parameters() if p.requires_grad], "name": "model",
+                               "lr_scale": 1.0}]
         else:
-            groups = param_groups(params, cfg.weight_decay)
+            groups = param_groups(params, cfg.weight_decay, lr_scales)
     else:
         groups = [{"params": list(params), "weight_decay": cfg.weight_decay}] if cfg.name != "lbfgs" else [{"params": list(params)}]
     return OPTIMIZERS.get(cfg.name)(groups, cfg)

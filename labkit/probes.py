@@ -33,7 +33,7 @@ from .activations import ACTIVATIONS, is_activation
 from .config import ProbeConfig
 from .errors import LabkitError
 from .events import ProbeEvent
-from .train import TrainContext, TrainHook
+from .train.hooks import TrainContext, TrainHook
 
 PRE_RANGE = (-4.0, 4.0)  # histogram range of activation inputs (pre-activations), in units of a unit-variance input
 SATURATION = 0.02  # a saturating unit counts as saturated within this fraction of its range from a limit

@@ -1,0 +1,327 @@
+"""The training loop: one function of a Config, emitting events to subscribers.
+
+`train(config, callbacks=...)` runs to the end and returns a `Run`;
+`train(config, background=True)` returns at once with the run going on a
+thread, and `run.stop()` ends it within one batch with status `stopped`.
+Capabilities take part through hooks (`TrainHook`, see hooks.py): probes, the best
+checkpoint and early stopping are hooks themselves.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..data import Data, is_image, load_data
+from ..errors import LabkitError
+from ..events import Callback, EndEvent, EpochEvent, Event, StartEvent, StepEvent
+from ..models import build_model
+from ..optimizers import build_optimizer
+from ..pipeline import TrainBatches, eval_batches
+from ..precision import autocast, resolve_precision
+from ..runs import RunWriter, new_run_dir
+from ..schedules import Schedule, make_schedule
+from .hooks import MODEL, BestCheckpoint, EarlyStopping, EpochResult, TrainContext, TrainHook
+from .step import TrainStep, base_lr, group_lrs, set_lr
+
+# A loss this many times the first step's (and ln C's) is a divergence even while it stays finite: with batch
+# norm, lr 10 on spirals sends the loss from 1.0 to 1e13 and back to ~5 without ever overflowing, and no
+# learning run recovers a useful model from there.
+DIVERGE_FACTOR = 1e4
+
+
+def default_threads(config: Config | None = None) -> int:
+    """Torch threads for train.threads=0: 1 for the 2-D sets, else the cores this process may use.
+
+    The 2-D sets' matmuls are a few thousand multiply-adds: a second thread only adds synchronisation (a spirals
+    MLP ran 1.2 s on one thread and 8.7 s on two here). Respects CPU affinity, e.g. a search worker's share.
+    """
+    if config is not None and not is_image(config.data.dataset):
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class Run:
+    """A handle on one training run: its directory, status, summary, and a thread-safe stop()."""
+
+    def __init__(self, config: Config, run_dir: Path):
+        self.config = config
+        self.dir = run_dir
+        self.id = run_dir.name
+        self.status = "running"
+        self.message = ""
+        self.summary: dict[str, Any] = {}
+        self.model: nn.Module | None = None
+        self.data: Data | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """Ask the run to stop; honoured before the next batch."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> "Run":
+        """Block until the run ends (or `timeout` seconds pass)."""
+        self._done.wait(timeout)
+        if self._done.is_set() and self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join()  # let the thread finish exiting, so interpreter shutdown is clean
+        return self
+
+    @property
+    def metrics(self) -> list[dict]:
+        from ..runs import read_metrics
+
+        return read_metrics(self.dir)
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, status={self.status!r})"
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Data, split: str, batch_size: int = 1000, tta: bool = False,
+             precision: str = "fp32") -> tuple[float, float]:
+    """(mean loss, accuracy) on `split` in eval mode; with tta, images are averaged with their mirror."""
+    was = model.training
+    model.eval()
+    total, loss_sum, correct = 0, 0.0, 0
+    for x, y in eval_batches(data, split, batch_size):
+        with autocast(precision):
+            logits = model(x)
+            if tta and data.kind == "image":
+                logits = 0.5 * (logits + model(x.flip(3)))
+        logits = logits.float()
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        total += len(y)
+    model.train(was)
+    if total == 0:
+        return float("nan"), float("nan")
+    return loss_sum / total, correct / total
+
+
+def build_run_model(config: Config, data: Data) -> nn.Module:
+    """The seeded model a run of `config` trains on `data` (channels-last for images, as the pipeline feeds them)."""
+    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.train.seed)
+    return model.to(memory_format=torch.channels_last) if data.kind == "image" else model
+
+
+@contextlib.contextmanager
+def own_threads(config: Config) -> Iterator[None]:
+    """Run a side job (checks, LR test) on `config`'s thread count; give back the caller's threads and RNG stream."""
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()  # building a model reseeds the global RNG
+    torch.set_num_threads(config.train.threads or default_threads(config))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
+
+
+def prepare(config: Config) -> tuple[Data, nn.Module, torch.optim.Optimizer, Schedule]:
+    """Load data and build the seeded model, optimizer and schedule a run of `config` uses."""
+    data = load_data(config.data, config.train.seed)
+    model = build_run_model(config, data)
+    opt = build_optimizer(model, config.optim)
+    return data, model, opt, make_schedule(config, len(data.train_y))
+
+
+def train(
+    config: Config,
+    callbacks: Iterable[Callback] = (),
+    *,
+    hooks: Sequence[TrainHook] = (),
+    out: str | os.PathLike | None = None,
+    background: bool = False,
+    progress: bool = False,
+) -> Run:
+    """Validate `config`, create its run directory, and train (on a thread if `background`).
+
+    Returns the Run; in the foreground a LabkitError (bad data; divergence is not
+    an error) is raised after the run's files are written.
+    """
+    config = config.copy().validate()
+    run_dir = new_run_dir(out if out is not None else config.train.out, config)
+    run = Run(config, run_dir)
+    subscribers: list[Callback] = [RunWriter(run_dir, config), *callbacks]
+    if progress:
+        from ..progress import ProgressBar
+
+        subscribers.append(ProgressBar())
+    t = config.train
+    all_hooks: list[TrainHook] = [BestCheckpoint(t.monitor), EarlyStopping(t.patience, t.monitor)]
+    if config.probe.every > 0:
+        from ..probes import Probes
+
+        all_hooks.append(Probes(config.probe))
+    all_hooks += list(hooks)
+    if background:
+        run.thread = threading.Thread(target=_execute, args=(run, subscribers, all_hooks), daemon=True,
+                                      name=f"labkit-{run.id}")
+        run.thread.start()
+        return run
+    _execute(run, subscribers, all_hooks)
+    if run.status == "failed" and run.error is not None:
+        raise run.error
+    return run
+
+
+def _execute(run: Run, subscribers: list[Callback], hooks: list[TrainHook]) -> None:
+    """Set the run up, loop, and always finish it: hooks' on_end, the end event and summary.json."""
+    cfg = run.config
+
+    def emit(event: Event) -> None:
+        for s in subscribers:
+            s(event)
+
+    ctx: TrainContext | None = None
+    summary: dict[str, Any] = {"run_id": run.id}
+    status, message = "completed", ""
+    try:
+        torch.set_num_threads(cfg.train.threads or default_threads(cfg))
+        data, model, opt, sched = prepare(cfg)
+        run.model, run.data = model, data
+        ctx = TrainContext(cfg, data, model, opt, sched, emit, run.dir)
+        batches = TrainBatches(data, cfg.reg, cfg.train.batch_size, cfg.train.seed + 1)
+        emit(StartEvent(run.id, str(run.dir), sched.total_steps, len(batches), len(data.train_y), data.num_classes,
+                        sum(p.numel() for p in model.parameters())))
+        for h in hooks:
+            h.on_start(ctx)
+        ctx.weights = {MODEL: model}
+        for h in hooks:
+            ctx.weights.update(h.eval_weights(ctx))
+        status, message = _loop(run, ctx, batches, hooks, summary)
+    except LabkitError as e:
+        status, message, run.error = "failed", str(e), e
+    except Exception as e:  # a bug or an unexpected torch error: keep the run's files, report plainly
+        status, message, run.error = "failed", f"{type(e).__name__}: {e}", e
+        summary["traceback"] = traceback.format_exc()
+    finally:
+        if ctx is not None:
+            for h in hooks:
+                try:
+                    h.on_end(ctx)
+                except Exception:
+                    pass
+            summary.update(ctx.summary)
+        run.status, run.message, run.summary = status, message, dict(summary, status=status, message=message)
+        try:
+            emit(EndEvent(status, message, summary))
+        except Exception as e:  # e.g. disk full while writing the summary
+            if run.error is None:
+                run.status, run.error = "failed", e
+                run.message = str(e)
+        run._done.set()
+
+
+def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainHook],
+          summary: dict[str, Any]) -> tuple[str, str]:
+    """Epochs of steps, each epoch ending in validation and the hooks' epoch end; then the test pass."""
+    cfg, opt, sched, t = ctx.config, ctx.optimizer, ctx.schedule, ctx.config.train
+    spe, total = len(batches), sched.total_steps
+    precision = summary["precision"] = resolve_precision(cfg)
+    step_fn = TrainStep(ctx.model, opt, cfg, precision, [lambda: [h.after_backward(ctx) for h in hooks]])
+    status, message, start, train_seconds, last_epoch, epoch = "completed", "", time.perf_counter(), 0.0, {}, 0
+    first_loss = None
+    ctx.model.train()
+    while ctx.step < total and status == "completed" and ctx.stop_message is None:
+        loss_sum, acc_sum, n_steps, tick = 0.0, 0.0, 0, time.perf_counter()
+        for x, target, _ in batches.epoch():
+            if ctx.step >= total or ctx.stop_message is not None:
+                break
+            if run.stop_requested:
+                status, message = "stopped", f"stopped by request at step {ctx.step} (epoch {ctx.epoch:.2f})"
+                break
+            set_lr(opt, sched(ctx.step))
+            for h in hooks:
+                h.before_step(ctx)
+            out = step_fn(x, target)
+            loss = float(out.loss)
+            first_loss = loss if first_loss is None else first_loss
+            if not math.isfinite(loss) or loss > DIVERGE_FACTOR * max(first_loss, math.log(ctx.data.num_classes)):
+                lr = base_lr(opt)
+                status = "diverged"
+                message = (f"loss became {loss:.3g} at step {ctx.step} (epoch {ctx.epoch:.2f}) with lr {lr:.3g}; "
+                           f"lower the learning rate (try --lr {cfg.optim.lr / 10:.3g}), add warmup, or clip gradients")
+                break
+            acc = float((out.logits.argmax(1) == target.argmax(1)).float().mean())
+            ctx.loss, ctx.step = loss, ctx.step + 1
+            ctx.epoch = ctx.step / spe
+            lrs = group_lrs(opt)  # read back from the optimizer: the rates this step really used
+            ctx.emit(StepEvent(ctx.step, ctx.epoch, loss, acc, base_lr(opt), time.perf_counter() - start,
+                               lrs if len(set(lrs.values())) > 1 else None))
+            for h in hooks:
+                h.after_step(ctx)
+            loss_sum, acc_sum, n_steps = loss_sum + loss, acc_sum + acc, n_steps + 1
+        train_seconds += time.perf_counter() - tick
+        if n_steps == 0:
+            break
+        epoch += 1
+        result = EpochResult(epoch, ctx.step, loss_sum / n_steps, acc_sum / n_steps, _validate(ctx, precision))
+        for h in hooks:
+            h.on_epoch_end(ctx, result)
+        val_loss, val_acc = result.val[MODEL]
+        last_epoch = {"train_loss": result.train_loss, "train_acc": result.train_acc, "val_loss": val_loss,
+                      "val_acc": val_acc}
+        others = {name: {"val_loss": v[0], "val_acc": v[1]} for name, v in result.val.items() if name != MODEL}
+        ctx.emit(EpochEvent(epoch, ctx.step, result.train_loss, result.train_acc, val_loss, val_acc, base_lr(opt),
+                            time.perf_counter() - start, result.improved, others))
+    summary.update({
+        "steps": ctx.step, "epochs": round(ctx.step / spe, 3),
+        "best_epoch": next((h.epoch for h in hooks if isinstance(h, BestCheckpoint)), -1),
+        "train_seconds": round(train_seconds, 3), "seconds": round(time.perf_counter() - start, 3),
+        "images_per_second": round(ctx.step * batches.batch_size / train_seconds, 1) if train_seconds > 0 else None,
+        "final": dict(last_epoch),
+    })
+    if status == "completed" and t.test:
+        summary["final"].update(_test(ctx, precision))
+    if status == "completed":
+        acc = summary["final"].get("test_acc", summary["final"].get("val_acc"))
+        message = ctx.stop_message or (f"completed {ctx.step} steps in {summary['seconds']:.1f} s"
+                                       + (f"; accuracy {acc:.3f}" if acc is not None else ""))
+    return status, message
+
+
+def _validate(ctx: TrainContext, precision: str) -> dict[str, tuple[float | None, float | None]]:
+    """Validation (loss, accuracy) of every evaluated weights; (None, None) without a validation split."""
+    t = ctx.config.train
+    if not len(ctx.data.val_y):
+        return {name: (None, None) for name in ctx.weights}
+    return {name: evaluate(m, ctx.data, "val", t.eval_batch_size, t.tta, precision) for name, m in ctx.weights.items()}
+
+
+def _test(ctx: TrainContext, precision: str) -> dict[str, float]:
+    """Test metrics of best.pt (loaded into the model), and of each other evaluated weights as they ended."""
+    t, best = ctx.config.train, (ctx.run_dir / BestCheckpoint.FILE) if ctx.run_dir else None
+    out: dict[str, float] = {}
+    if best is None or not best.exists():
+        return out
+    ctx.model.load_state_dict(torch.load(best, weights_only=True))
+    out["test_loss"], out["test_acc"] = evaluate(ctx.model, ctx.data, "test", t.eval_batch_size, t.tta, precision)
+    for name, m in ctx.weights.items():
+        if name != MODEL and name != ctx.monitor:
+            out[f"{name}_test_loss"], out[f"{name}_test_acc"] = evaluate(m, ctx.data, "test", t.eval_batch_size,
+                                                                         t.tta, precision)
+    return out
