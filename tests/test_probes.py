@@ -11,6 +11,7 @@ from torch import nn
 from labkit import Config, ProbeEvent, train
 from labkit.config import ProbeConfig
 from labkit.data import Data
+from labkit.errors import LabkitError
 from labkit.probes import Probes, ProbeHistory, read_probes, tensor_stats
 from labkit.runs import load_run
 from labkit.schedules import Schedule
@@ -76,11 +77,21 @@ def test_layer_forced_to_zero_reads_dead_in_a_run(tmp_path):
         if layer.bias is not None:
             layer.bias.fill_(-1.0)
 
-    run = train(quick(tmp_path, **{"model.norm": "none"}), hooks=[Tamper(kill)])
+    # kaiming init zeroes the biases, so the second hidden layer sees all-zero inputs and outputs
+    # relu(W @ 0 + 0) = 0 too: its units are dead as well. No gradient passes a ReLU at <= 0, so neither
+    # hidden layer (nor the classifier's weight, whose input is 0) ever gets one: they stay dead for the
+    # whole run, and only the classifier's bias learns.
+    run = train(quick(tmp_path, **{"model.norm": "none", "model.init": "kaiming"}), hooks=[Tamper(kill)])
     h = read_probes(run.dir)
-    first = h.layers[0]
-    assert h.snapshot(0)[first]["dead"] == 1.0
-    assert h.snapshot(0)[h.layers[1]]["dead"] < 1.0 or h.activation(h.layers[1]) == "relu"
+    assert len(h.layers) == 2 and len(h) >= 3
+    for layer in h.layers:
+        assert h.activation(layer) == "relu"
+        assert list(h.series(layer, "dead")) == [1.0] * len(h), layer
+        assert list(h.series(layer, "mean")) == [0.0] * len(h) and list(h.series(layer, "std")) == [0.0] * len(h)
+    *frozen, classifier_bias = h.params
+    assert classifier_bias.endswith("bias") and all(h.param_series(classifier_bias, "grad_norm") > 0)
+    for param in frozen:
+        assert list(h.param_series(param, "grad_norm")) == [0.0] * len(h), param
 
 
 def test_saturated_tanh_layer_in_a_run(tmp_path):
@@ -203,5 +214,5 @@ def test_closure_optimizer_records_gradients(tmp_path):
 
 def test_probe_config_is_on_by_default_and_validated():
     assert Config().probe.every > 0
-    with pytest.raises(Exception, match="probe.bins"):
+    with pytest.raises(LabkitError, match=r"probe\.bins=1 is out of range"):
         Probes(ProbeConfig(bins=1))

@@ -1,6 +1,7 @@
 """Hyperparameter search: space parsing, samplers, coarse to fine, border warnings, workers, resume, PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -211,14 +212,32 @@ def test_two_workers_on_postgresql(tmp_path):
     finally:
         try:
             optuna.delete_study(study_name=name, storage=url)
-        except Exception:
-            pass
+        except KeyError:
+            pass  # the test failed before the study was made
+
+
+@contextlib.contextmanager
+def _journal_write_lock(journal: Path):
+    """Hold the lock every journal write takes (labkit's storage: an O_EXCL lock file, grace period 10 s).
+
+    While it is held no worker can record anything (a report, a user attribute, a finished trial), so the
+    study read under it cannot change until it is released: a RUNNING trial seen there is still running.
+    """
+    from optuna.storages.journal import JournalFileOpenLock
+
+    lock = JournalFileOpenLock(str(journal), grace_period=10)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _journal_trials(journal: Path, study: str) -> list:
+    """The study's trials; [] while the search has not created the study yet."""
     try:
         return load_study(study, str(journal)).get_trials()
-    except (LabkitError, KeyError, ValueError):
+    except LabkitError:
         return []
 
 
@@ -231,32 +250,51 @@ def test_kill_9_of_a_worker_loses_no_finished_trial_and_rerun_resumes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Look at the study only while holding the journal's write lock, and kill while still holding it: the
+    # state seen is then the state at the kill (no trial can finish in between), so the victim is mid-trial
+    # for sure. A finished trial is there long before the search can end: after the first one, at least
+    # 4 more trials of seconds each remain; the deadline only guards against a search that never starts.
     victim, before = None, {}
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        trials = _journal_trials(journal, "k")
-        done = {t.number: t.value for t in trials if t.state.name == "COMPLETE"}
-        running = [t for t in trials if t.state.name == "RUNNING" and "pid" in t.user_attrs and "run_dir" in t.user_attrs]
-        if done and running:
-            victim, before = running[0], done
-            break
-        time.sleep(0.1)
-    assert victim is not None, "the search finished before a worker could be killed; make trials longer"
-    os.kill(victim.user_attrs["pid"], signal.SIGKILL)  # one worker, mid-trial
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)  # then everything else: the search is dead
-    proc.wait(10)
-    after_kill = {t.number: t for t in _journal_trials(journal, "k")}
+    deadline = time.monotonic() + 90
+    try:
+        while victim is None:
+            assert proc.poll() is None, "the search ended before a trial finished while another ran: " + \
+                proc.communicate()[0][-2000:]
+            assert time.monotonic() < deadline, "no trial finished within 90 s"
+            with _journal_write_lock(journal):
+                trials = _journal_trials(journal, "k")
+                done = {t.number: t.value for t in trials if t.state.name == "COMPLETE"}
+                running = [t for t in trials if t.state.name == "RUNNING"]
+                # every running trial must already carry its owner (pid, host): a rerun marks a trial of a
+                # dead worker killed from those; one caught between its creation and those attributes is
+                # only taken as stale after a minute
+                owned = all("pid" in t.user_attrs and "host" in t.user_attrs for t in running)
+                if done and owned and any("run_dir" in t.user_attrs for t in running):
+                    running = [t for t in running if "run_dir" in t.user_attrs]  # its training has started
+                    victim, before = running[0], done
+                    os.kill(victim.user_attrs["pid"], signal.SIGKILL)  # one worker, mid-trial
+                    with contextlib.suppress(ProcessLookupError):  # (the victim may have been the last)
+                        os.killpg(proc.pid, signal.SIGKILL)  # then everything else: the search is dead
+                    proc.wait(10)
+            if victim is None:
+                time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    after_kill = {t.number: t for t in load_study("k", str(journal)).get_trials()}
+    assert after_kill[victim.number].state.name == "RUNNING"  # killed mid-trial: nobody recorded its end
     for n, v in before.items():
         assert after_kill[n].state.name == "COMPLETE" and after_kill[n].value == v
     # rerun the same command: the killed trials are marked, their points re-queued, the budget finished
     out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    final = _journal_trials(journal, "k")
+    final = load_study("k", str(journal)).get_trials()
     for n, v in before.items():
         assert final[n].state.name == "COMPLETE" and final[n].value == v
     killed = [t for t in final if t.user_attrs.get("status") == "killed"]
     assert victim.number in {t.number for t in killed}
+    assert {t.number for t in killed} == {n for n, t in after_kill.items() if t.state.name == "RUNNING"}
     retried = [t for t in final if t.user_attrs.get("retry_of") == victim.number]
     assert retried and retried[0].params == victim.params and retried[0].state.name == "COMPLETE"
     assert sum(trial_is_counted(t) for t in final) == 6
@@ -283,7 +321,6 @@ def test_cli_report_and_refine(tmp_path, capsys):
 
 
 def test_search_tab_builds_the_space_runs_and_stops(tmp_path):
-    pytest.importorskip("ipywidgets")
     from labkit.widgets.search import SearchTab
 
     tab = SearchTab(spirals(tmp_path), out=str(tmp_path / "runs"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -139,26 +140,39 @@ def test_spirals_run_from_the_widgets_feeds_the_views(lab, tmp_path):
 def test_stop_button_keeps_the_run_as_stopped(lab):
     spirals(lab, epochs=2000)
     run = lab.train()
+    assert run is not None, lab.message.value
+    deadline = time.monotonic() + 60
     while not lab.live.steps:
+        assert not run.done, f"the run ended ({run.status}) before its first step: {lab.message.value}"
+        assert time.monotonic() < deadline, "no training step reached the live views within 60 s"
         run.wait(0.05)
     lab.stop_btn.click()
     lab.wait(30)
+    assert run.done, "the run did not stop within 30 s of pressing Stop"
     assert run.status == "stopped" and "stopped" in lab.message.value
     assert json.loads((run.dir / "summary.json").read_text())["status"] == "stopped"
 
 
 def test_divergence_is_a_readable_message(lab):
+    # N(0, 1) weights, no normalization and plain SGD at the slider's top LR (10): the loss is NaN within a
+    # few steps (step 3 with seeds 0-4); the seed is pinned so the run is the same every time
     spirals(lab, epochs=20)
-    lab.controls.widgets["optim.name"].value = "sgd"
-    lab.controls.widgets["optim.lr"].value = 10.0
-    lab.controls.widgets["schedule.name"].value = "constant"
-    lab.controls.widgets["model.init"].value = "large"
-    lab.controls.widgets["model.norm"].value = "none"
+    w = lab.controls.widgets
+    w["train.seed"].value = 0
+    w["optim.name"].value = "sgd"
+    w["optim.lr"].value = 10.0
+    w["schedule.name"].value = "constant"
+    w["model.init"].value = "large"
+    w["model.norm"].value = "none"
     run = lab.train()
+    assert run is not None, lab.message.value
     lab.wait(60)
-    if run.status == "diverged":
-        assert "diverged" in lab.message.value and "Lower the learning rate" in lab.message.value
+    assert run.done, "the run neither diverged nor ended within 60 s"
+    assert run.status == "diverged", (run.status, lab.message.value)
+    assert lab.live.counts["step"] < 20 * 10  # it ended early, at the divergence, not after its 20 epochs
+    assert "diverged" in lab.message.value and "Lower the learning rate" in lab.message.value
     assert "Traceback" not in lab.message.value
+    assert json.loads((run.dir / "summary.json").read_text())["status"] == "diverged"
 
 
 def test_missing_data_is_a_readable_message(tmp_path, monkeypatch):
@@ -166,12 +180,21 @@ def test_missing_data_is_a_readable_message(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     lab = Lab(out=str(tmp_path / "runs"), query="data.dataset=cifar100&data.download=false&data.subset=100"
                                                "&data.val_size=10&train.epochs=1")
+    # The settings are valid, so Train starts the run: whether the files exist is found out when the run
+    # loads its data on the training thread (looking on the UI thread would freeze the dashboard). The run
+    # then fails at once, and the message says in words where labkit looked and how to get the data.
+    assert not lab.train_btn.disabled and lab.message.value == ""
     run = lab.train()
-    if run is None:  # refused up front
-        assert "cifar" in lab.message.value.lower()
-        return
+    assert run is not None, f"the run was refused up front: {lab.message.value}"
     lab.wait(60)
-    assert run.status == "failed" and "failed" in lab.message.value and "Traceback" not in lab.message.value
+    assert run.done, "the run neither failed nor ended within 60 s"
+    assert run.status == "failed" and lab.live.counts.get("step", 0) == 0
+    msg = lab.message.value
+    assert "failed" in msg and "cifar100 not found" in msg and str(tmp_path / "nowhere") in msg
+    assert "labkit data --download cifar100" in msg and "LABKIT_DATA" in msg
+    assert "Traceback" not in msg
+    assert json.loads((run.dir / "summary.json").read_text())["status"] == "failed"
+    assert not lab.train_btn.disabled and lab.stop_btn.disabled  # ready for the next try
 
 
 def test_notebook_file_is_the_shipped_notebook():
