@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -140,11 +140,12 @@ def own_threads(config: Config) -> Iterator[None]:
         torch.set_rng_state(rng)
 
 
-def prepare(config: Config) -> tuple[Data, nn.Module, torch.optim.Optimizer, Schedule]:
-    """Load data and build the seeded model, optimizer and schedule a run of `config` uses."""
+def prepare(config: Config, lr_scales: Mapping[str, float] | None = None
+            ) -> tuple[Data, nn.Module, torch.optim.Optimizer, Schedule]:
+    """Load data and build the seeded model, optimizer (groups scaled by `lr_scales`) and schedule of a run."""
     data = load_data(config.data, config.train.seed)
     model = build_run_model(config, data)
-    opt = build_optimizer(model, config.optim)
+    opt = build_optimizer(model, config.optim, lr_scales)
     return data, model, opt, make_schedule(config, len(data.train_y))
 
 
@@ -156,9 +157,12 @@ def train(
     out: str | os.PathLike | None = None,
     background: bool = False,
     progress: bool = False,
+    lr_scales: Mapping[str, float] | None = None,
 ) -> Run:
     """Validate `config`, create its run directory, and train (on a thread if `background`).
 
+    `lr_scales` gives parts of the model their own fraction of the scheduled rate, by parameter-name
+    prefix (e.g. {"features": 0.1}); each step then records every group's rate.
     Returns the Run; in the foreground a LabkitError (bad data; divergence is not
     an error) is raised after the run's files are written.
     """
@@ -178,17 +182,18 @@ def train(
         all_hooks.append(Probes(config.probe))
     all_hooks += list(hooks)
     if background:
-        run.thread = threading.Thread(target=_execute, args=(run, subscribers, all_hooks), daemon=True,
+        run.thread = threading.Thread(target=_execute, args=(run, subscribers, all_hooks, lr_scales), daemon=True,
                                       name=f"labkit-{run.id}")
         run.thread.start()
         return run
-    _execute(run, subscribers, all_hooks)
+    _execute(run, subscribers, all_hooks, lr_scales)
     if run.status == "failed" and run.error is not None:
         raise run.error
     return run
 
 
-def _execute(run: Run, subscribers: list[Callback], hooks: list[TrainHook]) -> None:
+def _execute(run: Run, subscribers: list[Callback], hooks: list[TrainHook],
+             lr_scales: Mapping[str, float] | None = None) -> None:
     """Set the run up, loop, and always finish it: hooks' on_end, the end event and summary.json."""
     cfg = run.config
 
@@ -201,7 +206,7 @@ def _execute(run: Run, subscribers: list[Callback], hooks: list[TrainHook]) -> N
     status, message = "completed", ""
     try:
         torch.set_num_threads(cfg.train.threads or default_threads(cfg))
-        data, model, opt, sched = prepare(cfg)
+        data, model, opt, sched = prepare(cfg, lr_scales)
         run.model, run.data = model, data
         ctx = TrainContext(cfg, data, model, opt, sched, emit, run.dir)
         batches = TrainBatches(data, cfg.reg, cfg.train.batch_size, cfg.train.seed + 1)
@@ -264,7 +269,7 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
                 lr = base_lr(opt)
                 status = "diverged"
                 message = (f"loss became {loss:.3g} at step {ctx.step} (epoch {ctx.epoch:.2f}) with lr {lr:.3g}; "
-                           f"lower the learning rate (try --lr {cfg.optim.lr / 10:.3g}), add warmup, or clip gradients")
+                           f"lower the learning rate (try {cfg.optim.lr / 10:.3g}), add warmup, or clip gradients")
                 break
             acc = float((out.logits.argmax(1) == target.argmax(1)).float().mean())
             ctx.loss, ctx.step = loss, ctx.step + 1
