@@ -1,7 +1,9 @@
 """The validated training configuration: nested dataclasses with a JSON round trip.
 
 The defaults are the recipe `benchmarks/train_cifar.py` measures, so a
-newcomer's first `labkit train` is a good run.
+newcomer's first `labkit train` is a good run. Each field's allowed range or
+names, help, CLI flag and widget are declared once, in labkit.fields; the
+comments here say what a value means, not what is allowed.
 """
 from __future__ import annotations
 
@@ -19,12 +21,12 @@ from .errors import LabkitError
 class DataConfig:
     """Which data, how much of it, and how it is preprocessed."""
 
-    dataset: str = "cifar10"  # cifar10, cifar100, spirals, circles, xor, blobs, folder
+    dataset: str = "cifar10"  # a name in labkit.data.DATASETS
     root: str | None = None  # data directory; None -> $LABKIT_DATA, else the per-user cache
     folder: str | None = None  # dataset="folder": an ImageFolder-layout directory of your images
     subset: int = 5000  # training examples, stratified by class; 0 = all of them
     val_size: int = 1000  # validation examples carved from the training set (stratified)
-    preprocess: str = "standardize"  # none, mean (subtract per-channel mean), standardize
+    preprocess: str = "standardize"  # a name in labkit.data.PREPROCESS
     noise: float = 0.05  # 2-D sets: std of Gaussian noise added to the points
     points: int = 1000  # 2-D sets: training points generated (val and test are generated too)
     download: bool = True  # fetch the official archive when the data is missing and we are online
@@ -34,13 +36,13 @@ class DataConfig:
 class ModelConfig:
     """The network: its kind, size, activation, initializer and normalization."""
 
-    kind: str = "convnet"  # mlp, convnet, resnet
+    kind: str = "convnet"  # a name in labkit.models.MODELS
     depth: int = 3  # mlp: hidden layers; convnet: stages (conv-norm-act, pool); resnet: stages
     width: int = 24  # units (mlp) or channels of the first stage (convnet, resnet; doubled per stage); 24 keeps the recipe under 45 s on 2 cores
     activation: str = "relu"
     init: str = "kaiming"
-    norm: str = "batch"  # none, batch, layer, group
-    dropout: float = 0.0  # probability in [0, 1); applied before the classifier (and per layer in mlp)
+    norm: str = "batch"  # a name in labkit.models.NORMS
+    dropout: float = 0.0  # probability; applied before the classifier (and per layer in mlp)
 
 
 @dataclass
@@ -84,7 +86,7 @@ class RegConfig:
     cutout: int = 0  # side of a zeroed square; 0 = off
     mixup: float = 0.0  # Beta(alpha, alpha) alpha; 0 = off
     cutmix: float = 0.0  # Beta(alpha, alpha) alpha; 0 = off
-    label_smoothing: float = 0.2  # in [0, 1)
+    label_smoothing: float = 0.2
 
 
 @dataclass
@@ -96,8 +98,8 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     threads: int = 0  # torch threads; 0 = automatic: 1 for the 2-D sets, else every core this process may use
-    precision: str = "auto"  # fp32, bf16 (autocast matmuls/convs to bfloat16), or auto: bf16 for images where
-    #                          the CPU/GPU computes bfloat16 natively (1.7x faster steps here), else fp32
+    precision: str = "auto"  # a name in labkit.precision.PRECISIONS; auto: bf16 autocast for images where the
+    #                          CPU/GPU computes bfloat16 natively (1.7x faster steps here), else fp32
     patience: int = 0  # early stopping: epochs without validation improvement; 0 = off
     monitor: str = "val_acc"  # val_acc (higher is better) or val_loss (lower is better)
     eval_batch_size: int = 1000

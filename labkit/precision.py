@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import contextlib
 from functools import lru_cache
-from typing import ContextManager
+from typing import Callable, ContextManager
 
 import torch
 
 from .config import Config
+from .registry import Registry
 
-PRECISIONS = ("auto", "fp32", "bf16")
+# device -> the context the forward pass and loss run in; "auto" has none: resolve_precision picks fp32 or bf16
+PRECISIONS: Registry[Callable[[str], ContextManager] | None] = Registry("precision")
+PRECISIONS.add("auto", None, "bf16 for images where the CPU/GPU computes bfloat16 natively, else fp32")
+PRECISIONS.add("fp32", lambda device: contextlib.nullcontext(), "float32 throughout")
+PRECISIONS.add("bf16", lambda device: torch.autocast(device, dtype=torch.bfloat16),
+               "autocast convolutions and matmuls to bfloat16; weights, optimizer state and loss stay float32")
 
 
 @lru_cache(maxsize=None)
@@ -42,6 +48,6 @@ def resolve_precision(config: Config, device: str = "cpu") -> str:
 
 def autocast(precision: str, device: str = "cpu") -> ContextManager:
     """The context the forward pass and loss run in: bf16 autocast, or nothing for fp32."""
-    if precision == "bf16":
-        return torch.autocast(device, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    make = PRECISIONS.get(precision)
+    # "auto" should have been resolved (resolve_precision); as before, it runs as plain fp32 here
+    return make(device) if make is not None else contextlib.nullcontext()

@@ -30,12 +30,13 @@ from typing import Any, Sequence
 
 from .config import Config
 from .errors import LabkitError
+from .fields import FIELDS, command_line
 from .lr_finder import LRFinderResult, lr_range_test
 from .search_space import Space
 
 WEIGHT_DECAYS = (0.0, 1e-5, 1e-4)
 LR_SPAN = (0.1, 30.0)  # the coarse LR range, as factors of the LR test's suggestion
-MAX_LR = 100.0  # optim.lr's upper limit in validate
+MAX_LR = FIELDS["optim.lr"].hi  # the coarse range stays where the validator accepts an LR
 
 
 @dataclass
@@ -55,8 +56,6 @@ class RecipeResult:
 
     def text(self) -> str:
         """A readable summary: centre LR, each stage's space and best trial, the best config as a command."""
-        from .cli.common import command_line
-
         lines = []
         if self.lr is not None:
             lines += self.lr.text().splitlines()
@@ -111,8 +110,9 @@ def coarse_space(center_lr: float, *, lr_span: Sequence[float] = LR_SPAN,
         raise LabkitError(f"the coarse lr range {lo:.3g}..{hi:.3g} is empty (optim.lr is at most {MAX_LR:g}); "
                           f"give a smaller centre lr")
     wds = list(dict.fromkeys(float(w) for w in weight_decays))
-    if not wds or any(not (0 <= w <= 1) for w in wds):
-        raise LabkitError(f"weight_decays={tuple(weight_decays)!r}; give one or more values in [0, 1], "
+    wd = FIELDS["optim.weight_decay"]
+    if not wds or any(not wd.in_range(w) for w in wds):
+        raise LabkitError(f"weight_decays={tuple(weight_decays)!r}; give one or more values in {wd.range_text()}, "
                           f"e.g. 0, 1e-5, 1e-4")
     specs = [f"optim.lr=log:{lo:.4g}:{hi:.4g}", "optim.weight_decay=" + ",".join(f"{w:g}" for w in wds)]
     return Space.parse(specs)

@@ -39,9 +39,9 @@ from .errors import LabkitError
 from .events import Event
 from .search_analysis import (BergstraResult, bergstra_demo, border_warnings, refine, trial_curves, trial_rows,
                               trials_table, write_report)
-from .search_space import SYNTAX, Param, Space, parse_param
-from .search_storage import (PRUNERS, SAMPLERS, SearchSetup, default_journal, describe, fail_stale_trials,
-                             load_study, open_storage, storage_url, study_setup, trial_is_counted)
+from .search_space import PRUNERS, SAMPLERS, SYNTAX, Param, Space, parse_param
+from .search_storage import (SearchSetup, default_journal, describe, fail_stale_trials, load_study, open_storage,
+                             storage_url, study_setup, trial_is_counted)
 
 TrialCallback = Callable[[Any, Any], None]  # Optuna style: fn(study, frozen_trial), after each trial ends
 EventCallback = Callable[[int, Event], None]  # fn(trial_number, event), live, in-process workers only
@@ -88,40 +88,18 @@ def core_shares(workers: int) -> list[list[int]]:
 
 def make_sampler(setup: SearchSetup, worker: int = 0, workers: int = 1, salt: int = 0) -> Any:
     """The Optuna sampler for a setup; each worker and each resume gets its own seed so points do not repeat."""
-    import optuna
-
     digest = hashlib.sha256(f"{setup.seed}/{worker}/{salt}".encode()).digest()
-    seed = int.from_bytes(digest[:4], "little")
-    if setup.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if setup.sampler == "grid":
-        grid = setup.space.grid(points=setup.grid_points or setup.space.grid_points_per_range(setup.trials))
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    if setup.sampler == "tpe":
-        startup = max(3, min(10, setup.trials // 3))  # a third of a small budget explores at random
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=workers > 1)
-    raise LabkitError(f"unknown sampler {setup.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    return SAMPLERS.get(setup.sampler)(setup, int.from_bytes(digest[:4], "little"), workers)
 
 
 def make_pruner(setup: SearchSetup) -> Any:
     """The Optuna pruner (on val_acc per epoch) or NopPruner."""
-    import optuna
-
-    if not setup.pruner:
-        return optuna.pruners.NopPruner()
-    if setup.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, setup.trials // 4)), n_warmup_steps=1)
-    if setup.pruner == "hyperband":
-        epochs = max(1, int(round(setup.base.train.epochs)))
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
-    raise LabkitError(f"unknown pruner {setup.pruner!r}; choose one of: {', '.join(PRUNERS)} (or none)")
+    return PRUNERS.get(setup.pruner or "none")(setup)
 
 
 def _check_args(sampler: str, trials: int, workers: int, pruner: str | None) -> None:
-    if sampler not in SAMPLERS:
-        raise LabkitError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    if pruner not in (None, "", "none", *PRUNERS):
-        raise LabkitError(f"unknown pruner {pruner!r}; choose one of: {', '.join(PRUNERS)}, none")
+    SAMPLERS.check(sampler)
+    PRUNERS.check(pruner or "none")
     if not isinstance(trials, int) or trials < 1:
         raise LabkitError(f"trials={trials!r}; the budget must be a whole number >= 1")
     if not isinstance(workers, int) or workers < 1:

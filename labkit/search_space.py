@@ -1,4 +1,5 @@
-"""Search spaces over config paths: float and int ranges (linear or log) and choices.
+"""Search spaces over config paths (float and int ranges, linear or log, and choices) and the samplers and
+pruners that walk them.
 
 A space is written one parameter per spec, the same text on the command line,
 in Python and in the Search tab:
@@ -10,19 +11,23 @@ in Python and in the Search tab:
 Every parameter is named by its config path, so the Optuna parameter names, the
 run's config and the plots all agree. The grid a grid search uses is made here
 too (cell centres on the parameter's own scale), so grid, random and TPE
-searches see the same ranges.
+searches see the same ranges. SAMPLERS and PRUNERS are registries: the CLI's
+choices, the Search tab's dropdowns and the unknown-name errors read them.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from .config import Config, config_paths, parse_value
 from .errors import LabkitError
+from .registry import Registry
 
 if TYPE_CHECKING:  # optuna is imported lazily: the space is useful without it
     import optuna
+
+    from .search_storage import SearchSetup
 
 SYNTAX = ("the syntax is PATH=LO:HI (linear range), PATH=log:LO:HI (log-uniform range) or "
           "PATH=A,B,C (choices), e.g. optim.lr=log:1e-4:1e-1, model.dropout=0:0.5, "
@@ -283,3 +288,57 @@ def parse_param(spec: str) -> Param:
             raise LabkitError(f"--space {spec!r}: choice {x!r} is given twice")
         choices.append(v)
     return Param(path, "choice", choices=tuple(choices))
+
+
+# -- samplers and pruners ------------------------------------------------------------------------------------
+# (setup, seed, workers) -> an Optuna sampler; each factory imports optuna itself, so listing names stays cheap
+SAMPLERS: Registry[Callable[["SearchSetup", int, int], Any]] = Registry("sampler")
+
+
+@SAMPLERS.register("random", "independent uniform points (log-uniform on log ranges): Bergstra & Bengio's advice")
+def _random(setup: "SearchSetup", seed: int, workers: int) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("grid", "the full grid that fits the budget, cell centres on each range's own scale")
+def _grid(setup: "SearchSetup", seed: int, workers: int) -> Any:
+    import optuna
+
+    grid = setup.space.grid(points=setup.grid_points or setup.space.grid_points_per_range(setup.trials))
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+@SAMPLERS.register("tpe", "Bayesian (tree-structured Parzen estimator) after a few random trials")
+def _tpe(setup: "SearchSetup", seed: int, workers: int) -> Any:
+    import optuna
+
+    startup = max(3, min(10, setup.trials // 3))  # a third of a small budget explores at random
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=workers > 1)
+
+
+# setup -> an Optuna pruner, judging val_acc after every epoch
+PRUNERS: Registry[Callable[["SearchSetup"], Any]] = Registry("pruner")
+
+
+@PRUNERS.register("none", "every trial runs to its end")
+def _no_pruner(setup: "SearchSetup") -> Any:
+    import optuna
+
+    return optuna.pruners.NopPruner()
+
+
+@PRUNERS.register("median", "stop a trial whose val_acc is below the median of earlier trials at the same epoch")
+def _median(setup: "SearchSetup") -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, setup.trials // 4)), n_warmup_steps=1)
+
+
+@PRUNERS.register("hyperband", "successive halving over epochs at several brackets (Li et al. 2017)")
+def _hyperband(setup: "SearchSetup") -> Any:
+    import optuna
+
+    epochs = max(1, int(round(setup.base.train.epochs)))
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)

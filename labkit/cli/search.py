@@ -14,9 +14,10 @@ import signal
 import threading
 from pathlib import Path
 
-from ..config import Config, config_paths
+from ..config import Config
 from ..errors import LabkitError
-from .common import add_config_flags, config_from_args
+from ..search_space import PRUNERS, SAMPLERS
+from .common import add_config_flags, apply_args, config_from_args
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +31,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--space", action="append", default=[], metavar="SPEC",
                    help="a searched field: PATH=log:LO:HI, PATH=LO:HI or PATH=A,B,C (repeatable)")
     g.add_argument("--sampler", default="random",
-                   help="random, grid or tpe; a comma list (grid,random,tpe) runs one study per sampler, "
-                        "named STUDY-SAMPLER, at the same budget")
+                   help=f"{', '.join(SAMPLERS.names())}; a comma list (e.g. grid,random) runs one study per "
+                        f"sampler, named STUDY-SAMPLER, at the same budget")
     g.add_argument("--trials", type=int, default=20, help="budget: trials to finish (grid: the full grid that fits)")
     g.add_argument("--workers", type=int, default=1, help="worker processes, each with its share of the cores")
     g.add_argument("--study", default="search", help="study name (rerun the same name to resume)")
     g.add_argument("--storage", default=None,
                    help="journal file path or database URL (default: <out>/search.journal)")
-    g.add_argument("--pruner", default="none", choices=["none", "median", "hyperband"],
-                   help="stop poor trials early on val_acc per epoch")
+    g.add_argument("--pruner", default="none",
+                   help=f"stop poor trials early on val_acc per epoch: {', '.join(PRUNERS.names())}")
     g.add_argument("--grid-points", type=int, default=None, help="grid: points per range (default: what fits --trials)")
     g.add_argument("--search-seed", type=int, default=0, help="seed of the samplers")
     g.add_argument("--refine", metavar="STUDY", help="coarse to fine: search a narrower space around STUDY's top trials")
@@ -67,16 +68,7 @@ def _store(args: argparse.Namespace) -> str:
 
 def _apply_flags(cfg: Config, args: argparse.Namespace) -> Config:
     """Flags and --set on top of `cfg` (used by --refine, whose base is the coarse study's config)."""
-    for path in config_paths():
-        v = getattr(args, "cfg_" + path.replace(".", "__"), None)
-        if v is not None:
-            cfg.set(path, v)
-    for item in args.set or []:
-        if "=" not in item:
-            raise LabkitError(f"--set {item!r}: expected PATH=VALUE, e.g. --set optim.lr=0.05")
-        path, value = item.split("=", 1)
-        cfg.set(path.strip(), value.strip())
-    return cfg.validate()
+    return apply_args(cfg, args).validate()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         return _report(args, args.report.split(","))
 
+    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
+    for s in samplers:  # names first: before a study is opened or a coarse one read
+        SAMPLERS.check(s)
+    PRUNERS.check(args.pruner)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         def _stop(signum, frame):  # Ctrl-C: stop the running trials cleanly; the study resumes later
@@ -123,10 +119,6 @@ def run(args: argparse.Namespace) -> int:
         if args.cfg_probe__every is None and not args.config and not any(x.startswith("probe.every") for x in args.set):
             base.probe.every = 0  # a search wants scores; probes stay on only when asked for (--probe-every)
         space = search.Space.parse(args.space, base=base)
-    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
-    for s in samplers:
-        if s not in search.SAMPLERS:
-            raise LabkitError(f"unknown sampler {s!r}; choose one of: {', '.join(search.SAMPLERS)}")
     common = dict(workers=args.workers, storage=storage, pruner=args.pruner, out=out, stop_event=stop,
                   seed=args.search_seed, grid_points=args.grid_points, progress=not args.quiet)
     print(f"searching {space} with {','.join(samplers)} ({args.trials} trials, {args.workers} worker(s)); "

@@ -1,46 +1,32 @@
-"""The lab's controls: one widget per config path, built from the registries, producing a Config.
+"""The lab's controls: one widget per config field, built from its declaration in labkit.fields, producing a Config.
 
-Dropdowns read the registries (a new optimizer in OPTIMIZERS appears here by
+Kinds, labels, bounds and dropdown names come from the field declarations
+(bounds equal the validator's; a new optimizer in OPTIMIZERS appears here by
 itself); optimizer and schedule parameters are shown only where the chosen
 entry uses them. State is the Config the widgets describe, nothing more.
 """
 from __future__ import annotations
 
+import math
+import sys
 from typing import Any, Callable
 
 import ipywidgets as W
+import traitlets
 
-from ..activations import ACTIVATIONS
-from ..config import Config, config_paths
-from ..data import DATASETS
+from ..config import Config
 from ..errors import LabkitError
-from ..initializers import INITIALIZERS
-from ..models import MODELS, NORMS
-from ..optimizers import OPTIMIZERS
-from ..precision import PRECISIONS
-from ..schedules import SCHEDULES
+from ..fields import FIELDS, SECTIONS as SECTION_TITLES, Field, get_field, relevant, value_text
+from ..registry import Registry
 
 LABEL_W = "120px"
 CONTROL_W = "300px"
+SLIDER_W = "150px"
 
-# datasets that need more than a name (a folder path) are left to the Python API and CLI
-HIDDEN_DATASETS = ("folder",)
-
-# which schedule parameters each shape reads (beside the peak LR and warmup)
-SCHEDULE_PARAMS: dict[str, tuple[str, ...]] = {
-    "constant": (),
-    "step": ("milestones", "gamma", "step_every"),
-    "multistep": ("milestones", "gamma"),
-    "exponential": ("gamma",),
-    "cosine": ("min_lr",),
-    "linear": ("min_lr",),
-    "invsqrt": (),
-    "onecycle": ("pct_start", "div_factor", "final_div_factor"),
-    "restarts": ("min_lr", "restart_epochs", "restart_mult"),
-}
-
-# optimizer parameters the widgets offer; each optimizer's registry entry says which it uses
-OPTIM_PARAMS = ("momentum", "beta1", "beta2", "weight_decay")
+# A browser's number box cannot hold infinity: a field without an upper end gets the largest number the
+# box carries exactly (integers: 2**53 - 1, a JavaScript number's exact limit; floats: the largest double).
+INT_MAX = 2**53 - 1
+FLOAT_MAX = sys.float_info.max
 
 PRESETS: dict[str, dict[str, Any]] = {
     "lecture baseline": {"data.dataset": "cifar10", "data.subset": 5000, "model.kind": "convnet", "model.width": 32,
@@ -59,48 +45,14 @@ PRESETS: dict[str, dict[str, Any]] = {
                               "reg.label_smoothing": 0.2, "train.epochs": 5},
 }
 
+# {section title: paths}, in the declarations' order
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "Data": ("data.dataset", "data.subset", "data.val_size", "data.points", "data.noise", "data.preprocess"),
-    "Model": ("model.kind", "model.depth", "model.width", "model.activation", "model.init", "model.norm",
-              "model.dropout"),
-    "Optimizer": ("optim.name", "optim.lr", "optim.momentum", "optim.beta1", "optim.beta2", "optim.weight_decay",
-                  "optim.l1", "optim.grad_clip"),
-    "Schedule": ("schedule.name", "schedule.warmup_epochs", "schedule.milestones", "schedule.gamma",
-                 "schedule.step_every", "schedule.min_lr", "schedule.pct_start", "schedule.div_factor",
-                 "schedule.final_div_factor", "schedule.restart_epochs", "schedule.restart_mult"),
-    "Regularization": ("reg.flip", "reg.crop", "reg.cutout", "reg.mixup", "reg.cutmix", "reg.label_smoothing"),
-    "Training": ("train.epochs", "train.batch_size", "train.seed", "train.patience", "train.precision", "probe.every"),
-}
+    title: tuple(f.path for f in FIELDS.values() if f.section == title) for title in SECTION_TITLES}
 
-LABELS = {
-    "data.dataset": "dataset", "data.subset": "subset (0 = all)", "data.val_size": "validation size",
-    "data.points": "points (2-D sets)", "data.noise": "noise (2-D sets)", "data.preprocess": "preprocess",
-    "model.kind": "model", "optim.name": "optimizer", "optim.lr": "learning rate", "optim.weight_decay": "weight decay",
-    "optim.l1": "L1 penalty", "optim.grad_clip": "grad clip (0 = off)", "schedule.name": "schedule",
-    "schedule.warmup_epochs": "warmup (epochs)", "schedule.milestones": "milestones (fractions)",
-    "schedule.step_every": "step every (epochs)", "schedule.min_lr": "min LR", "schedule.pct_start": "rise fraction",
-    "schedule.div_factor": "start = LR /", "schedule.final_div_factor": "final = start /",
-    "schedule.restart_epochs": "first period (ep.)", "schedule.restart_mult": "period x",
-    "reg.flip": "horizontal flip", "reg.crop": "pad-crop (px)", "reg.cutout": "cutout side (px)",
-    "reg.mixup": "mixup alpha", "reg.cutmix": "cutmix alpha", "reg.label_smoothing": "label smoothing",
-    "train.batch_size": "batch size", "train.patience": "early-stop patience", "probe.every": "probe every (steps)",
-    "train.precision": "precision",
-}
-
-CHOICES: dict[str, Callable[[], list[str]]] = {
-    "data.dataset": lambda: [n for n in DATASETS.names() if n not in HIDDEN_DATASETS],
-    "data.preprocess": lambda: ["none", "mean", "standardize"],
-    "model.kind": MODELS.names,
-    "model.activation": ACTIVATIONS.names,
-    "model.init": INITIALIZERS.names,
-    "model.norm": NORMS.names,
-    "optim.name": OPTIMIZERS.names,
-    "schedule.name": SCHEDULES.names,
-    "train.precision": lambda: list(PRECISIONS),
-}
-
-HELP_TABLES = {"data.dataset": DATASETS, "model.kind": MODELS, "model.activation": ACTIVATIONS,
-               "model.init": INITIALIZERS, "model.norm": NORMS, "optim.name": OPTIMIZERS, "schedule.name": SCHEDULES}
+# registry-backed dropdowns show the chosen entry's one-line help below them
+HELP_TABLES: dict[str, Registry] = {
+    f.path: f.choices for f in FIELDS.values()
+    if f.section and isinstance(f.choices, Registry) and any(e.help for e in f.choices)}
 
 
 def _layout() -> W.Layout:
@@ -111,29 +63,81 @@ def _style() -> dict:
     return {"description_width": LABEL_W}
 
 
-def make_widget(path: str, typ: Any, value: Any) -> W.Widget:
-    """The widget for one config path: dropdowns from registries, a log slider for the LR, sliders for fractions."""
-    label = LABELS.get(path, path.split(".", 1)[1].replace("_", " "))
-    kw = {"description": label, "style": _style(), "layout": _layout()}
-    if path in CHOICES:
-        return W.Dropdown(options=CHOICES[path](), value=value, **kw)
-    if path == "optim.lr":
-        return W.FloatLogSlider(value=value, base=10, min=-5, max=1, step=0.05, readout_format=".2e", **kw)
-    if path in ("model.dropout", "reg.label_smoothing"):
-        return W.FloatSlider(value=value, min=0.0, max=0.9, step=0.05, readout_format=".2f", **kw)
-    if path in ("optim.momentum", "optim.beta1", "schedule.pct_start"):
-        return W.BoundedFloatText(value=value, min=0.0, max=0.999, step=0.01, **kw)
-    if path == "optim.beta2":
-        return W.BoundedFloatText(value=value, min=0.0, max=0.99999, step=0.001, **kw)
-    if path == "schedule.milestones":
-        return W.Text(value=",".join(f"{v:g}" for v in value), **kw)
-    t = str(typ)
-    if typ is bool or t == "bool":
+def _upper(f: Field) -> float:
+    if f.hi != math.inf:
+        return f.hi
+    return INT_MAX if f.widget_kind() == "int" else FLOAT_MAX
+
+
+class LogNumber(W.HBox):
+    """A number box holding the exact value, with a log slider beside it for dragging across decades.
+
+    A log slider alone snaps typed values to its steps (0.003 became 3.16e-3); here the box is the value
+    and the slider only moves it when dragged. A log scale has no 0, so the slider starts at the field's
+    `log_min`; smaller values (down to the box's lower end) are typed.
+    """
+
+    value = traitlets.Float()
+
+    def __init__(self, value: float, lo: float, hi: float, log_min: float, step: float, **kw: Any):
+        self.box = W.BoundedFloatText(value=value, min=lo, max=hi, **kw)
+        self._step = step
+        self._ends = (log_min, hi)
+        self.slider = W.FloatLogSlider(value=self._clamp(value), base=10, min=math.log10(log_min),
+                                       max=math.log10(hi), step=step, readout=False,
+                                       layout=W.Layout(width=SLIDER_W))
+        super().__init__([self.box, self.slider])
+        self.value = self.box.value
+        traitlets.link((self.box, "value"), (self, "value"))
+        self.box.observe(self._from_box, names="value")
+        self.slider.observe(self._from_slider, names="value")
+
+    @property
+    def description(self) -> str:
+        """The label, as other controls have it."""
+        return self.box.description
+
+    def _clamp(self, v: float) -> float:
+        return min(max(v, self._ends[0]), self._ends[1])
+
+    def _stop(self, v: float) -> int:
+        return round(math.log10(self._clamp(v)) / self._step)  # the slider position a value snaps to
+
+    def _from_box(self, change: dict) -> None:
+        if self._stop(self.slider.value) != self._stop(change["new"]):
+            self.slider.value = self._clamp(change["new"])
+
+    def _from_slider(self, change: dict) -> None:
+        # the browser echoes a value set from the box snapped to a step: that is not a drag, keep the exact value
+        if self._stop(change["new"]) != self._stop(self.box.value):
+            self.box.value = float(f"{change['new']:.3g}")
+
+
+_DEFAULT = object()
+
+
+def make_widget(path: str, value: Any = _DEFAULT) -> W.Widget:
+    """The widget for one config field, from its declaration (showing `value`, else the field's default)."""
+    f = get_field(path)
+    value = f.default if value is _DEFAULT else value
+    kw = {"description": f.widget_label(), "style": _style(), "layout": _layout(), "tooltip": f.help}
+    kind = f.widget_kind()
+    if kind == "dropdown":
+        return W.Dropdown(options=f.offered(), value=value, **kw)
+    if kind == "checkbox":
         return W.Checkbox(value=bool(value), indent=False, **kw)
-    if typ is int or t == "int":
-        return W.BoundedIntText(value=value, min=0, max=10_000_000, **kw)
-    if typ is float or t == "float":
+    if kind == "log":
+        return LogNumber(value, f.lo, f.hi, f.log_min, f.step, **kw)
+    if kind == "slider":
+        return W.FloatSlider(value=value, min=f.lo, max=f.hi, step=f.step, readout_format=".2f", **kw)
+    if kind == "int":
+        return W.BoundedIntText(value=value, min=int(f.lo), max=int(_upper(f)), **kw)
+    if kind == "float":
+        if f.is_range:
+            return W.BoundedFloatText(value=value, min=f.lo, max=_upper(f), **kw)
         return W.FloatText(value=value, **kw)
+    if kind == "list":
+        return W.Text(value=value_text(value), **kw)
     return W.Text(value="" if value is None else str(value), **kw)
 
 
@@ -144,11 +148,10 @@ class Controls:
         self.base = (base or Config()).copy()
         self.on_change = on_change
         self._silent = False
-        types = config_paths()
         self.widgets: dict[str, W.Widget] = {}
         for paths in SECTIONS.values():
             for path in paths:
-                w = make_widget(path, types[path], self.base.get(path))
+                w = make_widget(path, self.base.get(path))
                 w.observe(lambda ch, p=path: self._changed(p), names="value")
                 self.widgets[path] = w
         self.help = {path: W.HTML(layout=W.Layout(margin="0 0 4px 124px", width=CONTROL_W)) for path in HELP_TABLES}
@@ -178,7 +181,7 @@ class Controls:
         cfg = self.base.copy()
         for path, w in self.widgets.items():
             v = w.value
-            if isinstance(v, str) or path == "schedule.milestones":
+            if isinstance(v, str) or FIELDS[path].is_list:
                 cfg.set(path, str(v))
             else:
                 cfg.set(path, v)
@@ -191,13 +194,12 @@ class Controls:
             self.base = cfg.copy()
             for path, w in self.widgets.items():
                 v = cfg.get(path)
-                if path == "schedule.milestones":
-                    v = ",".join(f"{x:g}" for x in v)
+                if FIELDS[path].is_list:
+                    v = value_text(v)
                 elif isinstance(w, W.Dropdown) and v not in w.options:
                     continue  # e.g. dataset "folder": kept in the base config, not offered here
-                elif isinstance(w, W.FloatLogSlider):
-                    w.min = min(w.min, _log10_floor(v))
-                    w.max = max(w.max, _log10_ceil(v))
+                elif isinstance(w, W.Text) and v is None:
+                    v = ""
                 w.value = v
         finally:
             self._silent = False
@@ -230,34 +232,14 @@ class Controls:
     def _show_relevant(self) -> None:
         """Show only the parameters the chosen optimizer, schedule and dataset use."""
         v = self.widgets
-        uses = OPTIMIZERS.entry(v["optim.name"].value).traits.get("uses", OPTIM_PARAMS)
-        for p in OPTIM_PARAMS:
-            _show(v[f"optim.{p}"], p in uses)
-        sched = v["schedule.name"].value
-        shown = SCHEDULES.entry(sched).traits.get("uses", SCHEDULE_PARAMS.get(sched))
-        for p in SECTIONS["Schedule"][2:]:
-            _show(v[p], shown is None or p.split(".")[1] in shown)
-        image = DATASETS.entry(v["data.dataset"].value).traits.get("kind") == "image"
-        for p in ("data.subset", "data.val_size", "data.preprocess", "reg.flip", "reg.crop", "reg.cutout",
-                  "reg.mixup", "reg.cutmix"):
-            _show(v[p], image)
-        for p in ("data.points", "data.noise"):
-            _show(v[p], not image)
+        chosen = {"optimizer": v["optim.name"].value, "schedule": v["schedule.name"].value,
+                  "dataset": v["data.dataset"].value}
+        for path, w in v.items():
+            _show(w, relevant(path, **chosen))
         for path, table in HELP_TABLES.items():
+            _show(self.help[path], relevant(path, **chosen))
             self.help[path].value = f"<small style='color:#555'>{table.entry(v[path].value).help}</small>"
 
 
 def _show(w: W.Widget, visible: bool) -> None:
     w.layout.display = "" if visible else "none"
-
-
-def _log10_floor(v: float) -> float:
-    import math
-
-    return math.floor(math.log10(v)) if v > 0 else -8
-
-
-def _log10_ceil(v: float) -> float:
-    import math
-
-    return math.ceil(math.log10(v)) if v > 0 else 1

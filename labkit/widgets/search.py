@@ -14,8 +14,10 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from ..config import Config, config_paths
+from ..config import Config
 from ..errors import LabkitError
+from ..fields import FIELDS
+from ..search_space import PRUNERS, SAMPLERS
 from .live import png, png_image
 
 KINDS = ("log", "linear", "choice")
@@ -24,7 +26,7 @@ DEFAULT_RANGES = (("optim.lr", "log", "1e-3", "1", ""), ("model.dropout", "linea
 
 
 def _searchable_paths() -> list[str]:
-    return [p for p, t in config_paths().items() if "list" not in str(t)]
+    return [p for p, f in FIELDS.items() if not f.is_list]  # a list (milestones) has no range to search
 
 
 class RangeRow:
@@ -68,12 +70,12 @@ class SearchTab:
         add.on_click(lambda _: self.add_range("optim.weight_decay", "choice", choices="0,1e-5,1e-4"))
         for path, kind, low, high, choices in DEFAULT_RANGES:
             self.add_range(path, kind, low, high, choices)
-        self.sampler = W.Dropdown(options=["random", "grid", "tpe"], value="random", description="sampler")
+        self.sampler = W.Dropdown(options=SAMPLERS.names(), value="random", description="sampler")
         self.trials = W.BoundedIntText(value=9, min=1, max=10000, description="budget")
         self.epochs = W.BoundedFloatText(value=2, min=0.1, max=1000, step=1, description="epochs")
         self.subset = W.BoundedIntText(value=1000, min=0, max=50000, description="subset")
         self.workers = W.BoundedIntText(value=1, min=1, max=64, description="workers")
-        self.pruner = W.Dropdown(options=["none", "median", "hyperband"], value="none", description="pruner")
+        self.pruner = W.Dropdown(options=PRUNERS.names(), value="none", description="pruner")
         self.study = W.Text(value="lab", description="study")
         self.run_btn = W.Button(description="Search", button_style="primary", icon="play")
         self.stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)

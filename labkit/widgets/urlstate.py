@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from ..config import Config, config_paths
 from ..errors import LabkitError
+from ..fields import differing, value_text
 
 # where the run store is comes from the lab, never from a link
 NOT_FROM_LINKS = ("data.root", "data.folder", "train.out", "train.name")
@@ -37,24 +38,7 @@ def config_from_query(query: str, base: Config | None = None) -> tuple[Config, l
     return cfg, problems
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return ",".join(f"{v:g}" for v in value)
-    return str(value)
-
-
 def query_from_config(cfg: Config, base: Config | None = None) -> str:
     """The query string (no '?') holding every setting of `cfg` that differs from `base` (the defaults)."""
-    ref, now = (base or Config()).to_dict(), cfg.to_dict()
-    items = []
-    for section, values in now.items():
-        for name, value in values.items():
-            path = f"{section}.{name}"
-            if path in NOT_FROM_LINKS or ref[section][name] == value:
-                continue
-            items.append((path, _text(value)))
+    items = [(path, value_text(v)) for path, v in differing(cfg, base).items() if path not in NOT_FROM_LINKS]
     return urlencode(items, quote_via=quote, safe=",")
