@@ -13,7 +13,8 @@ import numpy as np
 from .config import Config
 from .errors import LabkitError
 from .search_space import Param, Space
-from .search_storage import SAMPLERS, load_study, open_storage, study_setup
+from .search_space import SAMPLERS
+from .search_storage import load_study, open_storage, study_setup
 
 EDGE = 0.1  # a best value within this fraction of the range (on its own scale) from an end is "at the border"
 
@@ -228,7 +229,7 @@ def expand_studies(names: Iterable[str], storage: Any) -> list[str]:
         if n in have:
             out.append(n)
             continue
-        siblings = [f"{n}-{s}" for s in SAMPLERS if f"{n}-{s}" in have]
+        siblings = [f"{n}-{s}" for s in SAMPLERS.names() if f"{n}-{s}" in have]
         if not siblings:
             raise LabkitError(f"no study named {n!r} in the storage; studies there: {', '.join(have) or 'none'}")
         out += siblings

@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING, Any
 from .config import Config
 from .errors import LabkitError
 from .runs import pid_alive
-from .search_space import Space
+from .search_space import PRUNERS, SAMPLERS, Space
 
 if TYPE_CHECKING:
     import optuna
 
 JOURNAL_NAME = "search.journal"
-SAMPLERS = ("random", "grid", "tpe")
-PRUNERS = ("median", "hyperband")
 HOST = socket.gethostname()
 
 
@@ -258,6 +256,6 @@ def setup_dict_equal(a: SearchSetup, b: SearchSetup) -> bool:
     return a.comparable() == b.comparable()
 
 
-__all__ = ["JOURNAL_NAME", "SAMPLERS", "PRUNERS", "SearchSetup", "default_journal", "describe", "open_storage",
+__all__ = ["JOURNAL_NAME", "SearchSetup", "default_journal", "describe", "open_storage",
            "storage_url", "load_study", "study_setup", "trial_is_counted", "fail_stale_trials",
            "mark_interrupted", "setup_dict_equal"]
