@@ -147,7 +147,7 @@ class RunRecord:
         return read_metrics(self.dir)
 
     def rows(self, kind: str) -> list[dict]:
-        """Metric rows of one kind: 'step', 'epoch', 'probe', ..."""
+        """Raw metric rows of one kind ('step', 'epoch', 'probe', ...) as stored; typed: `labkit.runlog.RunLog.load`."""
         if kind == "probe":  # stored compactly in probes.jsonl
             from .probes import read_probe_rows
 

@@ -134,3 +134,43 @@ def test_cli_plot_writes_pngs(run, tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     assert len(printed) == 7 and all(p.endswith(".png") and os.path.getsize(p) > 5000 for p in printed)
     assert main(["plot", str(tmp_path / "nope")]) == 2
+
+
+def test_plots_take_a_run_log(run):
+    from labkit.plots import run_figure
+    from labkit.runlog import RunLog
+
+    log = RunLog.load(run.dir)
+    fig = learning_curves(log)
+    assert f"Learning curves: {run.id}" in texts(fig)
+    assert len(visible_axes(activation_histograms(log, 0))) == 3  # the log's probe history
+    assert run.id in texts(lr_curve(log)) and lr_curve(log).get_axes()[0].get_xlabel() == "epoch"
+    assert isinstance(run_figure("gradients", log), Figure)
+    assert run_figures(log).keys() == run_figures(run.dir).keys()
+
+
+def test_ema_is_the_bias_corrected_average_over_finite_values():
+    """The vectorized EMA equals the plain recurrence, across its blocks, skipping NaN, inf and None."""
+    import math
+
+    import numpy as np
+
+    from labkit.plots.training import EMA_BLOCK, ema
+
+    def recurrence(values, s):
+        out, acc, weight = [], 0.0, 0.0
+        for v in values:
+            if v is None or not math.isfinite(v):
+                out.append(math.nan)
+                continue
+            acc, weight = s * acc + (1 - s) * v, s * weight + (1 - s)
+            out.append(acc / weight)
+        return np.array(out)
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, EMA_BLOCK - 1, EMA_BLOCK, EMA_BLOCK + 1, 5 * EMA_BLOCK + 7):
+        for s in (0.0, 0.6, 0.9, 0.999):
+            v = list(rng.normal(2.0, 3.0, size=n))
+            for i in range(3, n, 17):
+                v[i] = [math.nan, math.inf, None][i % 3]
+            np.testing.assert_allclose(ema(v, s), recurrence(v, s), rtol=1e-9, atol=1e-12, equal_nan=True)

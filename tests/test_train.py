@@ -75,7 +75,7 @@ def test_huge_lr_diverges_with_a_message(spirals_config):
                                     "model.norm": "none", "model.init": "large"})
     run = train(cfg)
     assert run.status == "diverged"
-    assert "lower the learning rate" in run.message and "--lr 10" in run.message
+    assert "lower the learning rate" in run.message and "lower the learning rate (try 10)" in run.message
     assert load_run(run.dir).status == "diverged"
 
 

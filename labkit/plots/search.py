@@ -14,6 +14,7 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
 from ..search_space import Param, Space
+from .training import ema
 
 CMAP = "viridis"
 SAMPLER_COLOURS = {"grid": "#d62728", "random": "#1f77b4", "tpe": "#2ca02c"}
@@ -253,17 +254,6 @@ def param_importances(importances: dict[str, float], title: str = "parameter imp
     return fig
 
 
-def _ema(ys: Sequence[float], beta: float) -> list[float]:
-    out, m = [], None
-    for y in ys:
-        if y is None or not math.isfinite(y):
-            out.append(y)
-            continue
-        m = y if m is None else beta * m + (1 - beta) * y
-        out.append(m)
-    return out
-
-
 def trial_curves(curves: dict[int, dict[str, Any]], metric: str = "loss", title: str | None = None,
                  label_params: Sequence[str] = (), smooth: float = 0.95) -> Figure:
     """Learning curves of trials: running ones in colour (drawn live), finished ones in grey."""
@@ -274,7 +264,7 @@ def trial_curves(curves: dict[int, dict[str, Any]], metric: str = "loss", title:
         if not c["x"]:
             continue
         if metric == "loss":  # per-step losses of small batches are noisy; show their moving average
-            c = dict(c, y=_ema(c["y"], smooth))
+            c = dict(c, y=ema(c["y"], smooth))
         if c.get("running"):
             desc = ", ".join(f"{p}={c['params'][p]:.3g}" if isinstance(c["params"].get(p), float) else
                              f"{p}={c['params'].get(p)}" for p in label_params if p in c["params"])

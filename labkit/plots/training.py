@@ -1,7 +1,9 @@
 """Plots of training runs: learning curves, the LR, and what the probes saw inside the network.
 
-Every function is pure: data in, `matplotlib.figure.Figure` out (no pyplot
-state, nothing shown). Figures are sized for a notebook (10 inches at 100
+Every function is pure: data in (a `labkit.runlog.RunLog`, or what it is
+built from: metric rows, a ProbeHistory), `matplotlib.figure.Figure` out (no
+pyplot state, nothing shown). The lab's live views call these same functions
+on the log they feed, so a live figure and a saved PNG are drawn by one code. Figures are sized for a notebook (10 inches at 100
 dpi); missing data (a run without probes, a killed run, a NaN layer) is drawn
 as far as it exists and named in the figure's text.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 from matplotlib import colormaps
@@ -18,11 +20,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..errors import LabkitError
-from ..probes import ProbeHistory, read_probes
+from ..probes import ProbeHistory
+from ..runlog import RunLog, as_log
 
 WIDTH = 10.0  # inches: notebook width at 100 dpi
 RUN_COLORS = colormaps["tab10"].colors
 UPDATE_BAND = (3e-4, 3e-3)  # the lectures' rule of thumb: update/weight ratio near 1e-3
+EMA_BLOCK = 64  # steps per block of the vectorized EMA
 
 
 def new_figure(height: float, width: float = WIDTH) -> Figure:
@@ -50,16 +54,30 @@ def spans_decades(values: Any, ratio: float = 30.0) -> bool:
     return v.size > 1 and v.max() / v.min() > ratio
 
 
-def ema(values: Sequence[float], smooth: float) -> np.ndarray:
-    """Exponential moving average with bias correction (as TensorBoard's smoothing); NaNs are skipped."""
-    out = np.full(len(values), np.nan)
-    acc, weight = 0.0, 0.0
-    for i, v in enumerate(values):
-        if v is None or not math.isfinite(v):
-            continue
-        acc = smooth * acc + (1 - smooth) * v
-        weight = smooth * weight + (1 - smooth)
-        out[i] = acc / weight
+def ema(values: Sequence[float | None], smooth: float) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing); non-finite values are skipped.
+
+    The recurrence acc[t] = smooth * acc[t-1] + (1 - smooth) * v[t] runs on the finite values in blocks of
+    EMA_BLOCK: within a block it is one matrix product, between blocks a carry, so a live view's redraw of
+    100,000 steps costs milliseconds instead of a Python loop over every step.
+    """
+    v = np.asarray(values, dtype=float)  # None reads as NaN
+    out = np.full(v.shape, np.nan)
+    ok = np.isfinite(v)
+    x = v[ok]
+    n = len(x)
+    if n == 0:
+        return out
+    k = np.arange(EMA_BLOCK)
+    lag = k[:, None] - k[None, :]
+    weights = np.where(lag >= 0, (1 - smooth) * smooth ** np.clip(lag, 0, None), 0.0)  # [t, i]: v[i]'s share in acc[t]
+    blocks = np.concatenate([x, np.zeros(-n % EMA_BLOCK)]).reshape(-1, EMA_BLOCK) @ weights.T
+    decay = smooth ** (k + 1)  # what the previous block's last acc still weighs at each position
+    carry = 0.0
+    for b in blocks:
+        b += decay * carry
+        carry = b[-1]
+    out[ok] = blocks.ravel()[:n] / (1 - smooth ** np.arange(1, n + 1))  # divide by the weights' sum
     return out
 
 
@@ -67,51 +85,64 @@ def _f(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-# -- learning curves --------------------------------------------------------------
-def learning_curves(runs: Mapping[str, list[dict]], smooth: float = 0.9, run_notes: bool = True) -> Figure:
-    """Loss and accuracy against epochs for one or more runs (rows as in metrics.jsonl).
+# -- inputs ------------------------------------------------------------------------------
+RunData = Union[RunLog, Sequence[Mapping[str, Any]]]  # a RunLog, or metric rows as metrics.jsonl holds them
 
-    Step rows draw a faint raw line and an EMA-smoothed line (train); epoch rows
-    draw markers (train mean: hollow squares, validation: filled circles). The
-    chance level (ln C for the loss, 1/C for accuracy) is dotted when known.
-    With run_notes, a run that did not complete (or has no end record yet) is named in the title.
+
+def _runs(runs: RunData | Mapping[str, RunData]) -> dict[str, RunLog]:
+    """Label -> RunLog snapshot, from one RunLog or a mapping of RunLogs or metric rows."""
+    if isinstance(runs, RunLog):
+        return {runs.name: runs.snapshot()}
+    return {label: as_log(data, name=label) for label, data in runs.items()}
+
+
+def _history(history: ProbeHistory | RunLog) -> ProbeHistory:
+    return history.probes if isinstance(history, RunLog) else history
+
+
+# -- learning curves --------------------------------------------------------------
+def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, run_notes: bool = True,
+                    figsize: tuple[float, float] | None = None) -> Figure:
+    """Loss and accuracy against epochs for one or more runs (RunLogs, or metric rows by label).
+
+    Steps draw a faint raw line and an EMA-smoothed line (train); epochs draw
+    markers (train mean: hollow squares, validation: filled circles). The
+    chance level (ln C for the loss, 1/C for accuracy) is dotted when known. A
+    run without an end (live, or killed) marks its newest step with a dot, so
+    even its first step shows. With run_notes, a run that did not complete (or
+    has no end record yet) is named in the title.
     """
-    fig = new_figure(4.4)
+    logs = _runs(runs)
+    fig = new_figure(*(figsize[::-1] if figsize else (4.4,)))
     ax_loss, ax_acc = fig.subplots(1, 2)
     notes, classes, any_data = [], None, False
     handles = []
-    for k, (label, rows) in enumerate(runs.items()):
+    for k, (label, log) in enumerate(logs.items()):
         color = RUN_COLORS[k % len(RUN_COLORS)]
-        steps = [r for r in rows if r.get("kind") == "step"]
-        epochs = [r for r in rows if r.get("kind") == "epoch"]
-        start = next((r for r in rows if r.get("kind") == "start"), None)
-        end = next((r for r in rows if r.get("kind") == "end"), None)
-        if start:
-            classes = start.get("classes", classes)
-        if steps:
+        steps, epochs = log.steps, log.epochs
+        classes = log.classes or classes
+        if len(steps):
             any_data = True
-            x = np.array([_f(r.get("epoch")) for r in steps])
-            loss = np.array([_f(r.get("loss")) for r in steps])
-            acc = np.array([_f(r.get("acc")) for r in steps])
-            for ax, y in ((ax_loss, loss), (ax_acc, acc)):
-                ax.plot(x, y, color=color, alpha=0.18, lw=0.8)
-                ax.plot(x, ema(y, smooth), color=color, lw=1.8)
+            for ax, y in ((ax_loss, steps.loss), (ax_acc, steps.acc)):
+                ax.plot(steps.epoch, y, color=color, alpha=0.18, lw=0.8)
+                ax.plot(steps.epoch, ema(y, smooth), color=color, lw=1.8)
+                if log.end is None:  # a scatter, not a line: the lines are the run's data, this only marks "now"
+                    ax.scatter(steps.epoch[-1:], y[-1:], s=14, color=color, zorder=3)
         if epochs:
             any_data = True
-            x = np.array([_f(r.get("epoch")) for r in epochs])
+            x = log.epoch_values("epoch")
             for ax, tr, va in ((ax_loss, "train_loss", "val_loss"), (ax_acc, "train_acc", "val_acc")):
-                ax.plot(x, [_f(r.get(tr)) for r in epochs], "s", mfc="white", color=color, ms=5)
-                ax.plot(x, [_f(r.get(va)) for r in epochs], "o--", color=color, ms=5, lw=1.0)
+                ax.plot(x, log.epoch_values(tr), "s", mfc="white", color=color, ms=5)
+                ax.plot(x, log.epoch_values(va), "o--", color=color, ms=5, lw=1.0)
         handles.append(Line2D([], [], color=color, lw=2, label=label))
         if not run_notes:
             pass
-        elif end is None:
-            last = steps[-1]["step"] if steps else 0
-            total = start.get("total_steps") if start else None
-            notes.append(f"{label}: no end record after step {last}" + (f" of {total}" if total else "")
+        elif log.end is None:
+            total = log.total_steps
+            notes.append(f"{label}: no end record after step {log.last_step}" + (f" of {total}" if total else "")
                          + " (still running, or killed)")
-        elif end.get("status") not in (None, "completed"):
-            notes.append(f"{label}: {end.get('status')} - {str(end.get('message', ''))[:90]}")
+        elif log.end.status not in (None, "completed"):
+            notes.append(f"{label}: {log.end.status} - {str(log.end.message or '')[:90]}")
     if not any_data:
         for ax in (ax_loss, ax_acc):
             empty_panel(ax, "no steps recorded yet")
@@ -135,29 +166,57 @@ def learning_curves(runs: Mapping[str, list[dict]], smooth: float = 0.9, run_not
     ax_acc.set(xlabel="epoch", ylabel="accuracy (fraction correct)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-    title = "Learning curves" + (f": {next(iter(runs))}" if len(runs) == 1 else f" of {len(runs)} runs")
+    title = "Learning curves" + (f": {next(iter(logs))}" if len(logs) == 1 else f" of {len(logs)} runs")
     fig.suptitle(title + ("\n" + "\n".join(notes) if notes else ""), fontsize=11)
     return fig
 
 
 # -- learning rate ------------------------------------------------------------------
-def lr_curve(curves: Mapping[str, Sequence[float]], steps_per_epoch: int | None = None) -> Figure:
-    """LR against steps (or epochs when steps_per_epoch is given) for one or more schedules.
+def _lr_lines(name: str, curve: Sequence[float] | RunLog, spe: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(label, x, y) per line: a schedule is one line; a run is its base rate, or one line per parameter group."""
+    if isinstance(curve, RunLog):
+        steps = curve.steps
+        start = steps.step - 1  # a step's rate is drawn where the step starts: step n ran from n - 1 to n
+        x = start / spe if spe else start
+        if steps.lrs:
+            return [(f"{name}: {group}", x, y) for group, y in steps.lrs.items()]
+        return [(name, x, steps.lr)]
+    y = np.asarray(curve, dtype=float)
+    return [(name, np.arange(len(y)) / spe if spe else np.arange(len(y)), y)]
 
+
+def lr_curve(curves: RunLog | Mapping[str, Sequence[float] | RunLog], steps_per_epoch: int | None = None,
+             plan: Sequence[float] | None = None, figsize: tuple[float, float] | None = None) -> Figure:
+    """LR against steps (or epochs when steps_per_epoch is known) for schedules and runs.
+
+    A run (RunLog) draws the rates its optimizer used: one line per parameter
+    group when the groups' rates differ, labelled by group. `plan` (the
+    schedule's curve) is drawn dashed grey underneath, as the lab previews it.
     A second, log-scale panel is added when the LRs span more than two decades,
     so warmup starts and annealing tails stay readable.
     """
-    all_v = np.concatenate([np.asarray(c, dtype=float) for c in curves.values()]) if curves else np.array([])
+    if isinstance(curves, RunLog):
+        curves = {curves.name: curves}
+    curves = {k: v.snapshot() if isinstance(v, RunLog) else v for k, v in curves.items()}
+    spe = steps_per_epoch or next((v.steps_per_epoch for v in curves.values()
+                                   if isinstance(v, RunLog) and v.steps_per_epoch), None)
+    lines = [ln for name, c in curves.items() for ln in _lr_lines(name, c, spe) if len(ln[2])]
+    if plan is not None and len(plan):
+        lines.insert(0, ("planned", *_lr_lines("planned", plan, spe)[0][1:]))
+    all_v = np.concatenate([y for _, _, y in lines]) if lines else np.array([])
     log = spans_decades(all_v, ratio=100)
-    fig = new_figure(4.0)
+    fig = new_figure(*(figsize[::-1] if figsize else (4.0,)))
     axes = list(fig.subplots(1, 2)) if log else [fig.subplots(1, 1)]
-    unit = "epoch" if steps_per_epoch else "step"
-    for k, (name, c) in enumerate(curves.items()):
-        y = np.asarray(c, dtype=float)
-        x = np.arange(len(y)) / steps_per_epoch if steps_per_epoch else np.arange(len(y))
+    unit = "epoch" if spe else "step"
+    k = 0
+    for label, x, y in lines:
         for ax in axes:
-            ax.plot(x, y, lw=1.6, label=name, color=RUN_COLORS[k % len(RUN_COLORS)], ls="-" if k % 2 == 0 else "--")
-    if not curves or all_v.size == 0:
+            if label == "planned" and plan is not None:
+                ax.plot(x, y, lw=1.2, label=label, color="0.6", ls="--")
+            else:
+                ax.plot(x, y, lw=1.6, label=label, color=RUN_COLORS[k % len(RUN_COLORS)], ls="-" if k % 2 == 0 else "--")
+        k += not (label == "planned" and plan is not None)
+    if not lines:
         empty_panel(axes[0], "no learning-rate values (the run took no steps)")
     axes[0].set(xlabel=unit, ylabel="learning rate", title="Learning rate" + (" (linear)" if log else ""))
     if log:
@@ -165,11 +224,10 @@ def lr_curve(curves: Mapping[str, Sequence[float]], steps_per_epoch: int | None 
         axes[1].set(xlabel=unit, ylabel="learning rate (log scale)", title="Learning rate (log)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    if curves and all_v.size:
-        if len(curves) > 1:
-            fig.legend(handles=axes[0].get_lines(), loc="outside right upper", fontsize=8)
-        else:
-            axes[0].set_title(f"{axes[0].get_title()}: {next(iter(curves))}", fontsize=10)
+    if len(lines) > 1:
+        fig.legend(handles=axes[0].get_lines(), loc="outside right upper", fontsize=8)
+    elif lines:
+        axes[0].set_title(f"{axes[0].get_title()}: {lines[0][0]}", fontsize=10)
     return fig
 
 
@@ -200,8 +258,9 @@ def _draw_hist(ax, counts: np.ndarray, lo: float, hi: float, color, annotate: bo
     ax.set_xlim(lo - pad, hi + pad)
 
 
-def activation_histograms(history: ProbeHistory, index: int = -1) -> Figure:
+def activation_histograms(history: ProbeHistory | RunLog, index: int = -1) -> Figure:
     """Per-layer histograms of one probe snapshot, mean and std in each title (the lectures' init slides)."""
+    history = _history(history)
     if len(history) == 0 or not history.layers:
         fig = new_figure(3.0)
         empty_panel(fig.subplots(), "no probe snapshots in this run\n(probes off: train with --probe-every 25)")
@@ -260,8 +319,9 @@ def _plot_series(ax, x, y, color, label=None, ls="-") -> None:
     ax.plot(x, y, ls, color=color, lw=1.5, label=label, marker="o" if len(x) < 12 else None, ms=3)
 
 
-def activation_stats(history: ProbeHistory) -> Figure:
+def activation_stats(history: ProbeHistory | RunLog) -> Figure:
     """Mean and std of each layer's activations over training, and the fractions of dead and saturated units."""
+    history = _history(history)
     fig = new_figure(8.0)
     ax_mean, ax_std, ax_frac = fig.subplots(3, 1, sharex=True)
     if len(history) == 0 or not history.layers:
@@ -311,8 +371,9 @@ def activation_stats(history: ProbeHistory) -> Figure:
     return fig
 
 
-def activation_heatmap(history: ProbeHistory) -> Figure:
+def activation_heatmap(history: ProbeHistory | RunLog) -> Figure:
     """Histogram of each layer's activations over time, log colour (fastai's "colorful dimension")."""
+    history = _history(history)
     if len(history) == 0 or not history.layers:
         fig = new_figure(3.0)
         empty_panel(fig.subplots(), "no probe snapshots in this run\n(probes off: train with --probe-every 25)")
@@ -356,8 +417,9 @@ def activation_heatmap(history: ProbeHistory) -> Figure:
     return fig
 
 
-def gradient_updates(history: ProbeHistory) -> Figure:
+def gradient_updates(history: ProbeHistory | RunLog) -> Figure:
     """Gradient norms (weights and activations) and update/weight ratios over training, log scale, 1e-3 band."""
+    history = _history(history)
     fig = new_figure(9.0)
     ax_g, ax_a, ax_u = fig.subplots(3, 1, sharex=True)
     if len(history) == 0 or not history.params:
@@ -396,48 +458,50 @@ def gradient_updates(history: ProbeHistory) -> Figure:
 
 
 # -- everything about one run --------------------------------------------------------------
-def run_figure(name: str, rows: list[dict], history: ProbeHistory | None, label: str = "run") -> Figure:
-    """One of a run's figures, by its `run_figures` name, from metric rows and probe snapshots (live or stored)."""
-    h = history if history is not None else ProbeHistory()
+FIGURES = ("learning_curves", "lr", "activations_first", "activations_last", "activation_stats",
+           "activation_heatmap", "gradients")
+
+
+def run_figure(name: str, run: RunData, history: ProbeHistory | None = None, label: str | None = None) -> Figure:
+    """One of a run's figures by its `run_figures` name, from a RunLog (or metric rows), live or stored.
+
+    `history` overrides the log's probe snapshots (callers holding rows and a history separately).
+    """
+    log = run.snapshot() if isinstance(run, RunLog) else RunLog.from_rows(run, name=label)
+    label = label or log.name
+    h = history if history is not None else log.probes
     if name == "learning_curves":
-        return learning_curves({label: rows})
+        return learning_curves({label: log})
     if name == "lr":
-        start = next((r for r in rows if r.get("kind") == "start"), {})
-        lrs = [_f(r.get("lr")) for r in rows if r.get("kind") == "step"]
-        return lr_curve({label: lrs} if lrs else {}, start.get("steps_per_epoch"))
+        return lr_curve({label: log})
     if name in ("activations_first", "activations_last"):
         return activation_histograms(h, 0 if name == "activations_first" else -1)
     probe_figures = {"activation_stats": activation_stats, "activation_heatmap": activation_heatmap,
                      "gradients": gradient_updates}
     if name in probe_figures:
         return probe_figures[name](h)
-    raise LabkitError(f"unknown figure {name!r}; choose one of: learning_curves, lr, activations_first, "
-                      f"activations_last, {', '.join(probe_figures)}")
+    raise LabkitError(f"unknown figure {name!r}; choose one of: {', '.join(FIGURES)}")
 
 
-def run_figures(run_dir: str | os.PathLike) -> dict[str, Figure]:
-    """Every figure of a run directory, by name; a partial or probe-less run draws what exists and says what is missing."""
-    from ..runs import load_run
-
-    rec = load_run(run_dir)
-    rows = rec.metrics
-    history = read_probes(rec.dir)
-    start = next((r for r in rows if r.get("kind") == "start"), {})
-    status = rec.status
+def run_figures(run: str | os.PathLike | RunLog) -> dict[str, Figure]:
+    """Every figure of a run (its directory or a RunLog), by name; a partial or probe-less run draws what exists
+    and says what is missing."""
+    log = (run if isinstance(run, RunLog) else RunLog.load(run)).snapshot()
+    history = log.probes
+    status = log.status
     notes = []
-    if status in ("killed", "running"):
-        last = max((r.get("step", 0) for r in rows if r.get("kind") == "step"), default=0)
-        total = start.get("total_steps")
-        notes.append(f"run {status} at step {last}" + (f" of {total}" if total else "") + ": drawing what was recorded")
+    if log.end is None and status in ("killed", "running"):
+        total = log.total_steps
+        notes.append(f"run {status} at step {log.last_step}" + (f" of {total}" if total else "")
+                     + ": drawing what was recorded")
     if len(history) == 0:
-        every = rec.config.probe.every if rec.config is not None else None
+        every = log.config.probe.every if log.config is not None else None
         why = "probes were off (probe.every=0)" if every == 0 else "the run ended before its first probe snapshot"
         notes.append(f"no probe snapshots: {why}; train with --probe-every 25 to see inside the network")
     figs: dict[str, Figure] = {}
-    end = next((r for r in rows if r.get("kind") == "end"), None)
-    if end is not None and end.get("status") not in (None, "completed"):
-        notes.insert(0, f"{end.get('status')}: {str(end.get('message', ''))[:100]}")
-    lc = learning_curves({rec.id: rows}, run_notes=False)
+    if log.end is not None and log.end.status not in (None, "completed"):
+        notes.insert(0, f"{log.end.status}: {str(log.end.message or '')[:100]}")
+    lc = learning_curves({log.name: log}, run_notes=False)
     if notes:
         lc.suptitle(lc._suptitle.get_text() + "\n" + "\n".join(notes), fontsize=10)
     figs["learning_curves"] = lc
@@ -445,5 +509,5 @@ def run_figures(run_dir: str | os.PathLike) -> dict[str, Figure]:
     if len(history):
         names += ["activations_first", *(["activations_last"] if len(history) > 1 else []), "activation_stats",
                   "activation_heatmap", "gradients"]
-    figs.update((name, run_figure(name, rows, history, rec.id)) for name in names)
+    figs.update((name, run_figure(name, log, history, log.name)) for name in names)
     return figs

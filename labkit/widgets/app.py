@@ -130,7 +130,7 @@ class Lab:
                 self.run = train(cfg, callbacks=[self.live, *([diagnose] if diagnose is not None else [])],
                                  background=True)
             except LabkitError as e:  # e.g. the run store cannot be created
-                self.live.end = EndEvent("failed", str(e), {})
+                self.live(EndEvent("failed", str(e), {}))  # ends the views' render thread
                 if diagnose is not None:
                     diagnose(EndEvent("failed", str(e), {}))
                 self.say(html.escape(str(e)), "error")
@@ -194,7 +194,6 @@ class Lab:
             size = train_size_of(cfg.data)
             self.lr_preview = schedule_curve(cfg, size)
             self.live.lr.set_plan(self.lr_preview, steps_per_epoch(size, cfg.train.batch_size))
-            self.live.lr.render()
         q = query_from_config(cfg)
         self.share.value = (f"<small>Share these settings: <a href='?{html.escape(q)}' target='_blank'>link</a> "
                             f"(in Voila) &middot; query <code style='word-break:break-all'>?{html.escape(q)}</code></small>")

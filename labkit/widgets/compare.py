@@ -11,8 +11,9 @@ from typing import Callable
 
 import ipywidgets as W
 
-from ..cli.common import command_line
+from ..fields import command_line
 from ..config import Config
+from ..runlog import RunLog
 from ..runs import RunRecord, compare, list_runs
 from .live import png, png_image
 
@@ -96,7 +97,7 @@ class CompareTab:
         if not chosen:
             self.curves.value, self.table.value = b"", ""
             return
-        self.curves.value = png(learning_curves({r.id: r.metrics for r in chosen}))
+        self.curves.value = png(learning_curves({r.id: RunLog.load(r) for r in chosen}))
         self.table.value = config_table(chosen)
         self.one.value = chosen[-1].id
 
