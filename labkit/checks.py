@@ -26,6 +26,10 @@
    augmentation off, the config's model, init, optimizer and constant peak
    LR, full batch) to 100% training accuracy within `overfit_steps`; it
    reports the steps needed and stops as soon as every image is right.
+
+A failed check lists likely causes in words and, where a setting would fix
+one, the same advice as data (`fixes`: config path -> value), which the CLI
+prints as flags and the lab can apply.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +45,8 @@ from torch import nn
 
 from .config import Config
 from .data import Data
+from .diagnosis.fixes import Fix, Option, changes_text, init_options
+from .diagnosis.fmt import round3
 from .errors import LabkitError
 from .lr_finder import LRFinderResult, lr_range_test
 from .optimizers import build_optimizer, needs_closure
@@ -50,6 +56,7 @@ from .train.step import TrainStep, set_lr
 
 INITIAL_LOSS_BAND = (0.5, 3.0)  # pass when ln C * low <= initial loss <= ln C * high (see the module doc)
 STANDARD_WEIGHT_DECAY = 5e-4  # the regularization check's penalty when the config has none
+STANDARD_L1 = 1e-5  # an L1 penalty to suggest where weight decay cannot act (a few hundredths of the loss here)
 INIT_EXAMPLES = 512  # training examples in the initial-loss batch (its standard error is ~0.05 nats)
 
 
@@ -61,12 +68,18 @@ class CheckResult:
     passed: bool
     summary: str
     values: dict[str, float]
-    causes: list[str]
+    causes: list[str]  # in words; the settings that would fix them are `fixes`
     curves: dict[str, list[float]] = field(default_factory=dict)  # per-step series for the figure (overfit)
+    fixes: list[Fix] = field(default_factory=list)  # config changes to try, best first (empty when it passed)
+
+    @property
+    def fix(self) -> dict[str, Any]:
+        """The first fix's changes (config path -> value); {} when there is none."""
+        return dict(self.fixes[0].changes) if self.fixes else {}
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (with `fix`, the first of `fixes`)."""
+        return {**asdict(self), "fix": self.fix}
 
 
 @dataclass
@@ -84,16 +97,20 @@ class CheckReport:
         """True when every check passed (the LR range test informs; it does not pass or fail)."""
         return all(c.passed for c in self.checks)
 
-    def text(self) -> str:
-        """The readable report the CLI prints."""
+    def text(self, fix_text: Callable[[dict[str, Any]], str] = changes_text) -> str:
+        """The readable report; `fix_text` renders a fix's changes (the CLI passes its flags)."""
         lines = [self.title] if self.title else []
         for c in self.checks:
             lines.append(f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<18} {c.summary}")
             if not c.passed:
                 lines.append("        likely causes:")
                 lines += [f"        - {cause}" for cause in c.causes]
+                lines += [f"        {'try:' if i == 0 else '':<5}{fix_text(f.changes)}{f'  ({f.reason})' if f.reason else ''}"
+                          for i, f in enumerate(c.fixes)]
         if self.lr is not None:
             lines += ["", *self.lr.text().splitlines()]
+            if self.lr.fix():
+                lines.append(f"  try: {fix_text(self.lr.fix())}")
         for n in self.notes:
             lines.append(f"note: {n}")
         failed = [c.name for c in self.checks if not c.passed]
@@ -138,6 +155,16 @@ class InitBatch:
         return cls(model, y, logits)
 
 
+def _or_words(options: Sequence[Option]) -> str:
+    """The options' words as one alternative ("use He init or Xavier init")."""
+    return " or ".join(w for w, _ in options)
+
+
+def _new(config: Config, fixes: Sequence[Fix]) -> list[Fix]:
+    """Copies of the fixes that would change `config` (one it already has is no advice)."""
+    return [Fix(dict(f.changes), f.reason) for f in fixes if f.changes_anything(config)]
+
+
 def balanced_sample(data: Data, n: int, seed: int = 0) -> torch.Tensor:
     """Indices of `n` training examples, as many per class as possible (round robin over the classes)."""
     g = torch.Generator().manual_seed(seed)
@@ -174,23 +201,27 @@ def check_initial_loss(config: Config, data: Data, *, examples: int = INIT_EXAMP
     summary = (f"{loss:.3g} vs ln {c} = {ln_c:.3f} ({ratio:.2f}x; pass within {lo:g}-{hi:g}x), "
                f"logit std {logit_std:.2g}, {len(y)} examples")
     causes: list[str] = []
+    fixes: list[Fix] = []
     if passed and ratio > 1.5:
         summary += "; somewhat confident at the start (the first steps shrink the logits)"
     if not passed:
         init, act = cfg.model.init, cfg.model.activation
         if not math.isfinite(loss) or ratio > hi:
+            inits = init_options(cfg)
+            fixes = [f for _, f in inits]
             causes = [
-                f"init scale too large: model.init={init} gives logits with std {logit_std:.3g} at the start "
-                f"(a well-scaled init gives about 1); use --init kaiming for the ReLU family or --init xavier "
-                f"for tanh/sigmoid (activation here: {act})",
+                f"init scale too large: init {init!r} gives logits with std {logit_std:.3g} at the start "
+                f"(a well-scaled init gives about 1); {_or_words(inits)}"
+                + (f" (activation here: {act})" if len(inits) > 1 else ""),
                 "the classifier (last layer) starts too large: its outputs feed the softmax directly, so it wants "
                 "gain 1 (or smaller)",
                 "wrong loss: the targets or logits are on the wrong scale (e.g. logits multiplied by a temperature, "
                 "one-hot targets that do not sum to 1)",
             ]
             if cfg.data.preprocess == "none":
-                causes.append("inputs are not normalized (preprocess=none): large inputs give large logits; "
-                              "use --preprocess standardize")
+                causes.append("inputs are not normalized (preprocessing: none): large inputs give large logits; "
+                              "standardize them per channel")
+                fixes.append(Fix({"data.preprocess": "standardize"}, "inputs of mean 0 and std 1 per channel"))
         else:
             causes = [
                 f"the untrained network already predicts the labels (accuracy {acc:.0%} vs chance {1 / c:.0%}): "
@@ -198,7 +229,7 @@ def check_initial_loss(config: Config, data: Data, *, examples: int = INIT_EXAMP
                 f"wrong loss: not a cross-entropy over the {c} classes the data has (e.g. fewer output units "
                 f"than classes, or a loss already reduced by the regularizers)",
             ]
-    return CheckResult("initial loss", passed, summary, values, causes)
+    return CheckResult("initial loss", passed, summary, values, causes, fixes=_new(config, fixes))
 
 
 def check_regularization(config: Config, data: Data, *, examples: int = INIT_EXAMPLES,
@@ -236,18 +267,22 @@ def check_regularization(config: Config, data: Data, *, examples: int = INIT_EXA
               "smoothing_delta": smoothed - plain, "weight_decay": wd, "l1": l1, "label_smoothing": ls,
               "weight_sq": weight_sq}
     causes: list[str] = []
+    fixes: list[Fix] = []
     if not passed:
         if weight_sq == 0:
-            causes.append(f"every weight is zero (model.init={config.model.init}): a penalty on the weights adds "
-                          f"nothing, and the units stay identical (symmetry); use --init kaiming")
+            inits = init_options(config)
+            causes.append(f"every weight is zero (init {config.model.init!r}): a penalty on the weights adds "
+                          f"nothing, and the units stay identical (symmetry); {_or_words(inits)}")
+            fixes += [f for _, f in inits]
         if all(g.get("weight_decay", 0.0) == 0 for g in groups):
             causes.append(f"the optimizer applies no weight decay to any parameter ({config.optim.name}"
                           f"{': labkit builds L-BFGS without weight decay' if config.optim.name == 'lbfgs' else ''}); "
-                          f"use --l1 for a penalty in the loss, or another optimizer")
+                          f"add an L1 penalty to the loss (e.g. {STANDARD_L1:g}), or use another optimizer")
+            fixes.append(Fix({"optim.l1": STANDARD_L1}, "a penalty in the loss acts whatever the optimizer"))
         if not causes:
             causes.append("the regularization terms do not reach the loss: check that the penalty is added to the "
                           "loss (or the decay to the optimizer) the training loop actually uses")
-    return CheckResult("regularization", passed, summary, values, causes)
+    return CheckResult("regularization", passed, summary, values, causes, fixes=_new(config, fixes))
 
 
 def _check_overfit_args(images: int, steps: int) -> None:
@@ -302,29 +337,37 @@ def check_overfit(config: Config, data: Data, *, images: int = 20, steps: int = 
         summary = (f"{max(accs):.0%} of {n} images at best in {len(losses) - 1} steps (loss {first:.3g} -> "
                    f"{last:.3g}, lr {lr:g})")
     causes: list[str] = []
+    fixes: list[Fix] = []
     if not passed:
         if cfg.model.init == "zeros":
+            inits = init_options(cfg)
             causes.append("init zeros: every unit of a layer computes the same thing and gets the same gradient, "
-                          "so the symmetry never breaks; use --init kaiming (ReLU family) or xavier (tanh/sigmoid)")
+                          f"so the symmetry never breaks; {_or_words(inits)}")
+            fixes += [f for _, f in inits]
         if not math.isfinite(last):
             causes.append(f"LR too high: the loss became {last} at step {len(losses) - 1} with lr {lr:g}; "
-                          f"try --lr {lr / 10:g}")
+                          f"try a learning rate of {round3(lr / 10):g}")
+            fixes.append(Fix({"optim.lr": round3(lr / 10)}, f"a tenth of {lr:g}"))
         elif last > 0.9 * first and cfg.model.init != "zeros":
             causes.append(f"LR too low: the loss barely moved ({first:.3g} -> {last:.3g}) with lr {lr:g}; "
-                          f"try --lr {lr * 10:g} (or read the LR range test's suggestion)")
+                          f"try a learning rate of {round3(lr * 10):g} (or read the LR range test's suggestion)")
             causes.append(f"gradients do not reach the weights: init {cfg.model.init} (zeros keeps every unit "
                           f"identical; N(0, 1) saturates {cfg.model.activation}), or a dead network")
+            fixes.append(Fix({"optim.lr": round3(lr * 10)}, f"10x {lr:g}"))
         else:
             causes.append(f"not enough steps: the loss fell {first:.3g} -> {last:.3g}; allow more "
-                          f"(--overfit-steps {steps * 3}) or raise the LR (lr {lr:g})")
+                          f"({steps * 3} overfit steps instead of {steps}) or raise the LR (lr {lr:g})")
             if cfg.optim.lr > 0.3 and last > 0.3 * first:
-                causes.append(f"LR too high to settle: lr {lr:g} makes the loss bounce; try --lr {lr / 3:g}")
-        causes.append(f"the model cannot memorize {n} examples (model.width={cfg.model.width}, "
-                      f"model.depth={cfg.model.depth}): make it larger")
+                causes.append(f"LR too high to settle: lr {lr:g} makes the loss bounce; try a learning rate of "
+                              f"{round3(lr / 3):g}")
+                fixes.append(Fix({"optim.lr": round3(lr / 3)}, f"a third of {lr:g}"))
+        causes.append(f"the model cannot memorize {n} examples (width {cfg.model.width}, "
+                      f"depth {cfg.model.depth}): make it larger")
+        fixes.append(Fix({"model.width": cfg.model.width * 2}, "twice as wide"))
         causes.append("a bug in the loss or the update (e.g. gradients not zeroed, the wrong labels' "
                       "logits used), which memorizing a few examples is the quickest test of")
     return CheckResult(f"overfit {n} images", passed, summary, values, causes,
-                       curves={"loss": losses, "accuracy": accs})
+                       curves={"loss": losses, "accuracy": accs}, fixes=_new(config, fixes))
 
 
 def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20, overfit_steps: int = 300,

@@ -64,12 +64,18 @@ class LRFinderResult:
         """The LR to use: min_lr (the smoothed minimum / 10), else steepest_lr; None if the loss never fell."""
         return self.min_lr if self.min_lr is not None else self.steepest_lr
 
+    def fix(self) -> dict[str, float]:
+        """The suggestion as a config change, {"optim.lr": lr} to 3 digits; {} when there is none."""
+        s = self.suggestion()
+        return {"optim.lr": float(f"{s:.3g}")} if s is not None else {}
+
     def to_dict(self) -> dict:
         """A JSON-ready dict (non-finite losses become None)."""
         d = asdict(self)
         for k in ("losses", "smoothed"):
             d[k] = [v if math.isfinite(v) else None for v in d[k]]
         d["suggestion"] = self.suggestion()
+        d["fix"] = self.fix()
         return d
 
     def text(self) -> str:
@@ -165,7 +171,8 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
         raise LabkitError(
             f"the LR range test cannot run with optimizer {cfg.optim.name!r}: L-BFGS chooses its own step length "
             f"by a line search (strong Wolfe), so its lr is not a learning rate the test could find; run the test "
-            f"with a first-order optimizer (e.g. --optimizer nesterov) or skip it (labkit check --no-lr-test)")
+            f"with a first-order optimizer (e.g. optimizer 'nesterov') or skip it (run_checks(lr_test=False); "
+            f"`labkit check --no-lr-test`)")
     if model is None and optimizer is not None:
         raise LabkitError("lr_range_test got an optimizer without its model; pass model= too (or neither)")
     t0 = time.perf_counter()

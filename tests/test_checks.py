@@ -48,6 +48,8 @@ def test_initial_loss_passes_on_defaults_and_fails_with_large_init(spirals_confi
     assert not bad.passed
     assert bad.values["ratio"] > 3 and bad.values["logit_std"] > 3 * ok.values["logit_std"]
     assert any("init scale too large" in c for c in bad.causes)
+    assert bad.fix == {"model.init": "kaiming"} and ok.fixes == []  # a ReLU network: He init; a pass needs no fix
+    assert not any("--" in c for c in bad.causes)
 
 
 @needs_cifar
@@ -75,7 +77,7 @@ def test_regularization_raises_the_loss_and_fails_when_weights_are_zero(spirals_
     own = check_regularization(spirals_config.replace(**{"optim.weight_decay": 1e-2}), data)
     assert own.values["weight_decay"] == 1e-2 and own.values["l2_term"] > 10 * ok.values["l2_term"]
     zeros = check_regularization(spirals_config.replace(**{"model.init": "zeros"}), data)
-    assert not zeros.passed and any("zero" in c for c in zeros.causes)
+    assert not zeros.passed and any("zero" in c for c in zeros.causes) and zeros.fix == {"model.init": "kaiming"}
 
 
 # -- overfit a tiny sample ---------------------------------------------------------------------------------------
@@ -92,7 +94,12 @@ def test_overfit_check_fails_with_zero_init_and_names_symmetry(spirals_config):
     data = load_data(spirals_config.data, 0)
     r = check_overfit(spirals_config.replace(**{"model.init": "zeros"}), data, images=20, steps=40)
     assert not r.passed and r.values["steps"] == 40
-    assert "symmetry" in r.causes[0]
+    assert "symmetry" in r.causes[0] and r.fix == {"model.init": "kaiming"}
+    tanh = check_overfit(spirals_config.replace(**{"model.init": "zeros", "model.activation": "tanh"}), data,
+                         images=20, steps=5)
+    assert tanh.fix == {"model.init": "xavier"}  # the init made for the network's activation
+    for fix in r.fixes + tanh.fixes:
+        spirals_config.replace(**fix.changes).validate()
 
 
 def test_overfit_sample_is_balanced(spirals_config):
@@ -124,6 +131,7 @@ def test_lr_range_test_grows_lr_exponentially_and_stops_on_divergence(spirals_co
     assert r.stopped_early and len(r.lrs) < 60 and r.stop_lr is not None
     assert r.steepest_lr is not None and r.min_lr is not None and r.suggestion() == r.min_lr
     assert r.start < r.suggestion() < r.stop_lr
+    assert r.fix() == {"optim.lr": pytest.approx(r.suggestion(), rel=1e-2)} and r.to_dict()["fix"] == r.fix()
 
 
 @pytest.mark.parametrize("optimizer", ["nesterov", "adam"])
@@ -193,13 +201,19 @@ def test_cli_check_writes_pngs_and_exit_codes(tmp_path, capsys):
     assert (out / "lr_range.png").stat().st_size > 10_000 and (out / "checks.png").stat().st_size > 10_000
     assert "all checks passed" in capsys.readouterr().out
     assert main(["check", *SPIRALS_FLAGS, "--init", "large", "--no-lr-test", "--quiet"]) == 1
-    assert "FAIL  initial loss" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAIL  initial loss" in out and "try: --init kaiming  (" in out
     assert main(["check", *SPIRALS_FLAGS, "--lr-start", "1", "--lr-end", "0.1"]) == 2
     assert "start=1 >= end=0.1" in capsys.readouterr().err
     assert main(["check", *SPIRALS_FLAGS, "--lr-iters", "2"]) == 2
     assert main(["check", *SPIRALS_FLAGS, "--no-lr-test", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["passed"] and d["lr"] is None and len(d["checks"]) == 3
+    assert main(["check", *SPIRALS_FLAGS, "--init", "zeros", "--lr-iters", "10", "--overfit-steps", "5", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    reg = next(c for c in d["checks"] if c["name"] == "regularization")
+    assert reg["fix"] == {"model.init": "kaiming"} and reg["fixes"][0]["flags"] == "--init kaiming"
+    assert d["lr"]["flags"] == f"--lr {d['lr']['fix']['optim.lr']:g}"
 
 
 def test_figures_render(spirals_config):

@@ -68,7 +68,8 @@ def test_lr_ten_is_too_high_and_diverges(runs):
     assert {"diverged", "lr_too_high"} <= codes(found)
     assert not codes(found) & ({"lr_too_low", "update_ratio_low", "overfitting", "underfitting", "dead_units"} | INIT_CODES)
     div = next(f for f in found if f.code == "diverged")
-    assert div.severity == "alarm" and "--lr 1" in div.suggestion and div.plot == "learning_curves"
+    assert div.severity == "alarm" and div.fix == {"optim.lr": 1.0} and div.plot == "learning_curves"
+    assert "lower the learning rate to 1 (a tenth)" in div.suggestion and "--" not in div.suggestion
     assert "loss became" in div.evidence and "lr 10" in div.evidence
     assert "after_divergence" in not_judged(found)  # the rest is said to be unjudgeable, not guessed
 
@@ -94,7 +95,7 @@ def test_lr_1e7_is_too_low(runs):
     low = next(f for f in found if f.code == "lr_too_low")
     assert low.severity == "alarm"
     assert abs(low.values["change"]) < 0.10 and low.values["lr"] == pytest.approx(1e-7)
-    assert "1e-07" in low.evidence and "step" in low.evidence and "--lr" in low.suggestion
+    assert "1e-07" in low.evidence and "step" in low.evidence and low.fix["optim.lr"] >= 1e-4
     assert "labkit check" in low.suggestion
     assert "update_ratio_low" in codes(found)  # the probes agree: ratio ~1e-7, not ~1e-3
     assert not codes(found) & ({"lr_too_high", "diverged", "overfitting", "dead_units"} | INIT_CODES)
@@ -103,7 +104,7 @@ def test_lr_1e7_is_too_low(runs):
 def test_zero_init_is_symmetry_not_a_low_lr(runs):
     found = diagnose_run(runs["zeros"].dir)
     sym = next(f for f in found if f.code == "symmetry")
-    assert sym.severity == "alarm" and "--init kaiming" in sym.suggestion
+    assert sym.severity == "alarm" and sym.fix == {"model.init": "kaiming"}  # the run's activation is relu
     assert sym.values["zero_weights"]  # from the probes: weight tensors of norm 0
     same = sym.values["identical_layers"]  # from the model rebuilt from best.pt: every unit gives the same output
     assert same and all(v["distinct"] == 1 and v["units"] == 64 for v in same.values())
@@ -130,7 +131,7 @@ def test_deep_sigmoid_with_large_init_saturates(runs):
     found = diagnose_run(runs["sigmoid"].dir)
     sat = next(f for f in found if f.code == "saturated_units")
     assert sat.severity == "alarm" and sat.values["when"] == "init" and sat.values["median"] > 0.2
-    assert sat.plot == "activations_first" and "--init xavier" in sat.suggestion
+    assert sat.plot == "activations_first" and sat.fix == {"model.init": "xavier"}
     assert not codes(found) & {"lr_too_low", "lr_too_high", "diverged", "symmetry", "dead_units"}
 
 
@@ -154,8 +155,40 @@ def test_tiny_subset_without_augmentation_overfits(cifar_config):
     found = diagnose_run(train(cfg).dir)
     over = next(f for f in found if f.code == "overfitting")
     assert over.values["gap"] > OVERFIT_GAP and over.values["train_acc"] > 0.9
-    assert "--weight-decay" in over.suggestion and "--flip true" in over.suggestion and "--subset" in over.suggestion
+    changes = [f.changes for f in over.fixes]
+    assert {"optim.weight_decay": 5e-4} in changes and {"reg.flip": True, "reg.crop": 4} in changes
+    assert {"data.subset": 2000} in changes
     assert not codes(found) & {"underfitting", "lr_too_low", "lr_too_high", "diverged"}
+
+
+@pytest.mark.parametrize("case, code, first", [
+    ("lr_high", "diverged", {"optim.lr": 1.0}),  # lr 10 -> a tenth
+    ("lr_high", "lr_too_high", {"optim.lr": 1.0}),
+    ("zeros", "symmetry", {"model.init": "kaiming"}),  # a ReLU network: He init
+    ("sigmoid", "saturated_units", {"model.init": "xavier"}),  # a sigmoid network: Xavier init
+])
+def test_canonical_fixes_are_config_changes(runs, case, code, first):
+    run = runs[case]
+    f = next(f for f in diagnose_run(run.dir) if f.code == code)
+    assert f.fix == first and f.to_dict()["fix"] == first
+    assert "--" not in f.suggestion  # words and numbers; flags are the CLI's rendering
+    for fix in f.fixes:
+        assert fix.reason and any(run.config.get(p) != v for p, v in fix.changes.items())  # each one changes something
+        run.config.replace(**fix.changes).validate()  # and is a valid setting
+    if case == "sigmoid":  # norm none in that run: batch norm and ReLU + He are the alternatives
+        assert [x.changes for x in f.fixes[1:]] == [{"model.norm": "batch"},
+                                                   {"model.activation": "relu", "model.init": "kaiming"}]
+    if case == "lr_high":  # the run already has batch norm: that fix is not offered again
+        assert {"model.norm": "batch"} not in [x.changes for x in f.fixes]
+        assert {"schedule.warmup_epochs": 1.0} in [x.changes for x in f.fixes]
+
+
+def test_a_too_low_lr_is_raised_toward_a_moving_update_ratio(runs):
+    run = runs["lr_low"]
+    for f in diagnose_run(run.dir):
+        if f.code in ("lr_too_low", "update_ratio_low"):
+            assert set(f.fix) == {"optim.lr"} and 1e-4 <= f.fix["optim.lr"] <= 0.1  # from 1e-7: 1e3x or more
+            run.config.replace(**f.fix).validate()
 
 
 def test_healthy_run_has_no_alarms(runs):
@@ -183,7 +216,8 @@ def test_plateau_then_sudden_drop_is_bad_init():
     losses += [0.25] * 170
     found = diagnose(_rows(losses))
     plateau = next(f for f in found if f.code == "bad_init_plateau")
-    assert plateau.values["plateau_steps"] >= 150 and "--init kaiming" in plateau.suggestion
+    assert plateau.values["plateau_steps"] >= 150 and plateau.fix == {"model.init": "kaiming"}
+    assert {"model.init": "xavier"} in [f.changes for f in plateau.fixes]  # no config: both inits are offered
     assert not codes(found) & LR_CODES
     # the same shape while the LR warms up is the schedule, not the init
     warm = _rows(losses)
@@ -211,7 +245,7 @@ def test_gap_verdicts_from_epoch_rows():
 def test_rising_loss_without_nan_is_lr_too_high():
     found = diagnose(_rows([0.7 + 0.02 * i for i in range(100)], lr=3.0))
     high = next(f for f in found if f.code == "lr_too_high")
-    assert high.severity == "alarm" and "--lr 0.3" in high.suggestion and "diverged" not in codes(found)
+    assert high.severity == "alarm" and high.fix == {"optim.lr": 0.3} and "diverged" not in codes(found)
 
 
 def _snapshots(dead, ratio, steps=(0, 25, 50, 75, 100)):
@@ -234,9 +268,93 @@ def test_dead_units_and_update_ratios_from_probe_snapshots():
     assert not codes(found) & {"update_ratio_high", "update_ratio_low"}
     assert "dead_units" not in codes(diagnose(_rows(falling), _snapshots([0.0, 0.1, 0.3], 1e-3)))
     high = next(f for f in diagnose(_rows(falling), _snapshots([0.0] * 3, 0.1)) if f.code == "update_ratio_high")
-    assert high.severity == "warn" and high.values["ratio"] == pytest.approx(0.1) and "--lr 0.001" in high.suggestion
+    assert high.severity == "warn" and high.values["ratio"] == pytest.approx(0.1) and high.fix == {"optim.lr": 0.001}
     low = next(f for f in diagnose(_rows(falling), _snapshots([0.0] * 3, 1e-8)) if f.code == "update_ratio_low")
     assert low.severity == "alarm" and low.plot == "gradients"
+
+
+# -- the registry of finding checks ---------------------------------------------------------------------------
+@pytest.fixture
+def register():
+    """Register finding checks for one test; they are removed afterwards, whatever happens."""
+    from labkit.diagnose import FINDINGS, finding
+
+    names: list[str] = []
+
+    def add(name, **kw):
+        def deco(fn):
+            finding(name, **kw)(fn)
+            names.append(name)
+            return fn
+        return deco
+
+    yield add
+    for name in names:
+        if name in FINDINGS:
+            FINDINGS.remove(name)
+
+
+FLAT = [0.693 + 0.001 * math.sin(i) for i in range(100)]  # 100 steps at ln 2: lr_too_low (no probes: no ratio)
+
+
+def test_a_registered_finding_runs_and_hides_what_it_explains(register):
+    from labkit.diagnose import FINDINGS, Explains, Finding, Fix
+
+    assert "lr_too_low" in codes(diagnose(_rows(FLAT)))
+    seen = []
+
+    @register("toy_cause", codes={"toy_cause"}, explains=[Explains({"lr_too_low"})])
+    def toy(ctx):
+        seen.append(ctx.has("lr_too_low"))  # checks registered later see what ran before them, hidden or not
+        return Finding("toy_cause", "warn", "Toy cause", "the loss is flat because of the toy", "remove the toy",
+                       "learning_curves", fixes=[Fix({"optim.lr": 0.5}, "a toy's fix")])
+
+    assert FINDINGS.names()[-1] == "toy_cause"
+    found = diagnose(_rows(FLAT))
+    assert "toy_cause" in codes(found) and "lr_too_low" not in codes(found) and seen == [True]
+    assert next(f for f in found if f.code == "toy_cause").fix == {"optim.lr": 0.5}
+    # a hidden finding still explains others: the flat loss still rules out underfitting
+    under = [(0.69, 0.5, 0.69, 0.5)] * 3
+    assert "underfitting" in codes(diagnose(_rows([0.693 * 0.99**i for i in range(100)], under)))  # a falling loss
+    assert not codes(diagnose(_rows(FLAT, under))) & {"underfitting", "lr_too_low"}
+
+
+def test_registered_findings_declare_needs_codes_and_can_explain_everything(register, runs):
+    from labkit.diagnose import ALL, FINDINGS, Explains, Finding, Needs, diagnose
+    from labkit.diagnosis import not_judged
+
+    ran = []
+
+    @register("toy_inside", codes={"toy_inside", "not_judged"}, needs=Needs(probes=True),
+              unjudged=lambda ctx: not_judged("toy_inside", "Toy: not judged", "no probes", "record probes"))
+    def inside(ctx):
+        ran.append(len(ctx.probes))
+
+    found = diagnose(_rows(FLAT))  # no probes: not run, and its note says so
+    assert ran == [] and "toy_inside" in not_judged_checks(found)
+    diagnose_run(runs["healthy"].dir)
+    assert ran and ran[0] > 0
+
+    @register("toy_everything", codes={"toy_everything"}, explains=[Explains({ALL}, but={"overfitting"})])
+    def everything(ctx):
+        return Finding("toy_everything", "info", "Toy: explains it all", "", "", "learning_curves")
+
+    falling = [2.3 * 0.99**i for i in range(100)]
+    over = [(1.0 - 0.1 * i, 0.5 + 0.1 * i, 1.2 + 0.1 * max(0, i - 1), 0.5) for i in range(5)]
+    assert [f.code for f in diagnose(_rows(falling, over, classes=10))] == ["overfitting", "toy_everything"]
+
+    @register("toy_liar", codes={"toy_said"})
+    def liar(ctx):
+        return Finding("toy_other", "info", "", "", "", "learning_curves")
+
+    diagnose(_rows(FLAT))  # everything is explained already: the liar is not even run
+    FINDINGS.remove("toy_everything")
+    with pytest.raises(ValueError, match="toy_other"):  # a code a check did not declare is a bug in the check
+        diagnose(_rows(FLAT))
+
+
+def not_judged_checks(findings) -> set[str]:
+    return {f.values.get("check") for f in findings if f.code == "not_judged"}
 
 
 def test_bad_arguments_are_explained():
@@ -267,7 +385,7 @@ def test_killed_partial_run_says_what_it_cannot_judge(runs, tmp_path):
 def test_run_without_probes_says_the_insides_were_not_judged(runs):
     found = diagnose_run(runs["no_probes"].dir)
     note = next(f for f in found if f.values.get("check") == "probes")
-    assert "probe.every=0" in note.evidence and "--probe-every 25" in note.suggestion
+    assert "probe.every=0" in note.evidence and note.fix == {"probe.every": 25}
     assert not codes(found) & {"update_ratio_low", "update_ratio_high", "dead_units", "saturated_units"}
 
 
@@ -302,15 +420,26 @@ def test_cli_report_json_and_exit_codes(runs, store, capsys):
     out = capsys.readouterr().out
     assert "[ALARM] Training diverged" in out and "evidence:" in out and "suggestion:" in out
     assert "plot:       learning_curves.png" in out and "labkit plot" in out
+    assert "  try:        --lr 1  (" in out and "--warmup 1" in out and "--grad-clip 1" in out
     assert main(["diagnose", runs["healthy"].id, "--runs", str(store)]) == 0
     assert "no alarms" in capsys.readouterr().out
     assert main(["diagnose", str(runs["lr_low"].dir), "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["alarms"] is True and doc["status"] == "completed"
     assert {f["code"] for f in doc["findings"]} >= {"lr_too_low"}
-    assert all({"severity", "title", "evidence", "suggestion", "plot"} <= set(f) for f in doc["findings"])
+    assert all({"severity", "title", "evidence", "suggestion", "plot", "fix", "fixes"} <= set(f) for f in doc["findings"])
+    low = next(f for f in doc["findings"] if f["code"] == "lr_too_low")
+    assert low["fixes"][0]["changes"] == low["fix"] and low["fixes"][0]["flags"] == f"--lr {low['fix']['optim.lr']:g}"
     assert main(["diagnose", "no-such-run", "--runs", str(store)]) == 2
     assert "no run directory" in capsys.readouterr().err
+
+
+def test_cli_prints_a_fix_as_its_flags():
+    from labkit.cli.diagnose import flags_for
+
+    assert flags_for({"optim.lr": 0.01, "schedule.warmup_epochs": 1.0}) == "--lr 0.01 --warmup 1"
+    assert flags_for({"model.activation": "relu", "model.init": "kaiming"}) == "--activation relu --init kaiming"
+    assert flags_for({"reg.flip": True, "schedule.gamma": 0.2}) == "--flip true --set schedule.gamma=0.2"
 
 
 # -- the lab's panel ---------------------------------------------------------------------------------------
@@ -344,13 +473,44 @@ def test_panel_check_button_uses_the_suggested_lr(tmp_path):
     import labkit.checks  # noqa: F401  (the panel's check runs on these: a rename must fail here, not skip)
     import labkit.plots.babysit  # noqa: F401
     from labkit.widgets import Lab
+    from labkit.widgets.diagnose import describe_changes
 
     lab = Lab(out=str(tmp_path), query="")
     lab.controls.apply_preset("spirals (instant, offline)")
     panel = lab.extra_tabs["Diagnose"]
     report = panel.check()
-    assert report is not None and report.text() in html.unescape(panel.check_text.value)
+    assert report is not None and report.text(fix_text=describe_changes) in html.unescape(panel.check_text.value)
     assert panel.check_img.value[:4] == b"\x89PNG"
     assert panel.suggested_lr is not None and not panel.use_lr_btn.disabled
     panel.use_lr_btn.click()
     assert lab.config.optim.lr == pytest.approx(panel.suggested_lr, rel=1e-6)
+
+
+def test_panel_apply_button_sets_the_fix_in_the_lab_controls(runs, store):
+    from labkit.widgets import Lab
+
+    lab = Lab(out=str(store), query="")
+    panel = lab.extra_tabs["Diagnose"]
+    assert panel.apply == lab.apply_fix
+    panel.diagnose_past(str(runs["lr_high"].dir))
+    assert panel.wait(60) and panel.findings[0].code == "diverged"
+    buttons = panel.fix_buttons[0]
+    assert buttons[0].layout.display == "" and buttons[0].description == "Apply: learning rate = 1"
+    assert buttons[1].description == "Apply: warmup (epochs) = 1" and buttons[1].tooltip
+    assert all(b.layout.display == "none" for b in buttons[len(panel.findings[0].fixes):])
+    w = lab.controls.widgets
+    assert w["optim.lr"].value != 1.0 and w["schedule.warmup_epochs"].value == 0
+    buttons[0].click()
+    buttons[1].click()
+    assert w["optim.lr"].value == 1.0 and w["schedule.warmup_epochs"].value == 1.0
+    assert lab.config.optim.lr == 1.0 and lab.config.schedule.warmup_epochs == 1.0
+    assert "warmup (epochs) = 1" in panel.status.value and "schedule.warmup_epochs = 1" in lab.message.value
+    # sigmoid's fix changes two settings at once
+    panel.diagnose_past(str(runs["sigmoid"].dir))
+    assert panel.wait(60) and panel.findings[0].code == "saturated_units"
+    panel.fix_buttons[0][2].click()
+    assert (lab.config.model.activation, lab.config.model.init) == ("relu", "kaiming")
+    # without an apply callback the panel offers no Apply buttons
+    panel.apply = None
+    panel.diagnose_past(str(runs["lr_high"].dir))
+    assert panel.wait(60) and all(b.layout.display == "none" for b in panel.fix_buttons[0])

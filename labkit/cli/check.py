@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .common import add_config_flags, config_from_args
+from .diagnose import flags_for, with_flags
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -61,10 +62,14 @@ def run(args: argparse.Namespace) -> int:
             written.append(out / "lr_range.png")
     if args.json:
         d = report.to_dict()
+        for c in d["checks"]:
+            with_flags(c)
+        if d["lr"] is not None:
+            d["lr"]["flags"] = flags_for(d["lr"]["fix"])
         d["figures"] = [str(p) for p in written]
         print(json.dumps(d, indent=2))
     else:
-        print(report.text())
+        print(report.text(fix_text=flags_for))
         for p in written:
             print(f"wrote {p}")
     return 0 if report.passed else 1

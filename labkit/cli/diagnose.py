@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from ..errors import LabkitError
+from ..fields import flags_for  # a fix as the CLI prints it: its flag (`--lr 0.01`), else `--set path=value`
+
+__all__ = ["add", "flags_for", "resolve", "run", "with_flags"]
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +36,13 @@ def resolve(run: str, runs: str = "runs") -> Path:
                       f"`labkit runs --out {runs}`")
 
 
+def with_flags(d: dict[str, Any]) -> dict[str, Any]:
+    """A finding's or check's JSON dict with each fix's flags beside its changes (for scripts that run them)."""
+    for fix in d.get("fixes") or []:
+        fix["flags"] = flags_for(fix["changes"])
+    return d
+
+
 def run(args: argparse.Namespace) -> int:
     from ..diagnose import diagnose_run, has_alarms, report_text
     from ..runs import load_run
@@ -42,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     steps = max((int(r.get("step", 0)) for r in rec.metrics if r.get("kind") == "step"), default=0)
     if args.json:
         print(json.dumps({"run": rec.id, "dir": str(d), "status": rec.status, "steps": steps,
-                          "alarms": has_alarms(findings), "findings": [f.to_dict() for f in findings]}, indent=2))
+                          "alarms": has_alarms(findings), "findings": [with_flags(f.to_dict()) for f in findings]},
+                         indent=2))
     else:
         header = f"Diagnosis of {rec.id} ({rec.status}, {steps} steps)\nplots: labkit plot {d}"
-        print(report_text(findings, header))
+        print(report_text(findings, header, fix_text=flags_for))
     return 1 if has_alarms(findings) else 0

@@ -160,6 +160,16 @@ class Lab:
         except LabkitError as e:
             self.say(html.escape(str(e)), "error")
 
+    def apply_fix(self, changes: dict[str, Any]) -> None:
+        """Put a finding's suggested settings ({config path: value}) into the controls, or say why they don't fit."""
+        try:
+            self.controls.set_config(self.controls.config.replace(**changes))
+        except LabkitError as e:
+            self.say(html.escape(str(e)), "error")
+        else:
+            names = ", ".join(f"{k} = {v}" for k, v in changes.items())
+            self.say(f"Applied {html.escape(names)}: press Train to try it.", "info")
+
     def say(self, text_html: str, kind: str = "info") -> None:
         """Show a message in the dashboard's message area."""
         self.message.value = _msg(text_html, kind) if text_html else ""
@@ -257,23 +267,13 @@ class Lab:
 
     # -- layout --------------------------------------------------------------------------------
     def _optional_tabs(self) -> dict[str, Any]:
-        """The Search and Diagnose tabs, when their modules are present."""
-        tabs: dict[str, Any] = {}
-        try:
-            from .search import SearchTab
-        except ImportError as e:
-            if e.name != f"{__package__}.search":
-                raise
-        else:
-            tabs["Search"] = SearchTab(base=lambda: self.config, out=self.out)
-        try:
-            from .diagnose import DiagnosePanel
-        except ImportError as e:
-            if e.name != f"{__package__}.diagnose":
-                raise
-        else:
-            tabs["Diagnose"] = DiagnosePanel(out=self.out, base=lambda: self.config, apply_lr=self.set_lr)
-        return tabs
+        """The Search and Diagnose tabs."""
+        from .diagnose import DiagnosePanel
+        from .search import SearchTab
+
+        return {"Search": SearchTab(base=lambda: self.config, out=self.out),
+                "Diagnose": DiagnosePanel(out=self.out, base=lambda: self.config, apply_lr=self.set_lr,
+                                          apply=self.apply_fix)}
 
     def _layout(self) -> W.Widget:
         left = W.VBox([_section("Settings", self.controls.widget)],

@@ -8,7 +8,10 @@ created while a run trains). Each card's button draws the figure that shows
 the evidence, from the rows and probe snapshots received so far (or from a
 stored run's files). "Check this config" runs the pre-training checks and
 the LR range test on a background thread; "Use suggested LR" puts the
-suggestion into the LR control.
+suggestion into the LR control. Each finding's fixes (config path -> value)
+show as buttons naming the settings and values; Apply hands the changes to
+`apply` (the lab sets its controls), so the learner sees what changed and
+trains again.
 """
 from __future__ import annotations
 
@@ -24,12 +27,14 @@ from ..config import Config
 from ..diagnose import Finding, LiveDiagnosis, diagnose_run
 from ..errors import LabkitError
 from ..events import EndEvent, Event, StartEvent
+from ..fields import FIELDS, value_text
 from ..plots.training import run_figure
 from ..probes import ProbeHistory
 from .live import png, png_image
 
 REFRESH_INTERVAL = 1.0  # seconds between live re-diagnoses (diagnose() on a few thousand rows takes milliseconds)
 MAX_CARDS = 12  # card widgets built once; more findings than this are summarized in one line
+MAX_FIXES = 7  # Apply buttons per card, built once (overfitting offers the most: up to 7)
 PLOT_DPI = 80
 
 STYLE = {  # severity -> (accent, background, label)
@@ -41,6 +46,17 @@ STYLE = {  # severity -> (accent, background, label)
 PLOT_NAMES = {"learning_curves": "learning curves", "lr": "learning rate", "activations_first": "first histograms",
               "activations_last": "latest histograms", "activation_stats": "activation statistics",
               "activation_heatmap": "activation heatmap", "gradients": "gradients and updates"}
+
+
+def setting_label(path: str) -> str:
+    """The name the lab's controls give `path` ("learning rate" for optim.lr), from its field declaration."""
+    f = FIELDS.get(path)
+    return f.widget_label() if f is not None else path
+
+
+def describe_changes(changes: dict[str, Any]) -> str:
+    """A fix as the lab shows it: "learning rate = 0.01, warmup (epochs) = 1"."""
+    return ", ".join(f"{setting_label(p)} = {value_text(v)}" for p, v in changes.items())
 
 
 def card_html(f: Finding) -> str:
@@ -58,9 +74,11 @@ class DiagnosePanel:
     """Live findings for the run in training, any past run's diagnosis, and the pre-training checks."""
 
     def __init__(self, out: str | None = None, base: Callable[[], Config] | None = None,
-                 apply_lr: Callable[[float], None] | None = None):
+                 apply_lr: Callable[[float], None] | None = None,
+                 apply: Callable[[dict[str, Any]], None] | None = None):
+        """`apply(changes)` sets config values in the lab's controls (without it no Apply buttons are shown)."""
         self.out = out or "runs"
-        self.base, self.apply_lr = base, apply_lr
+        self.base, self.apply_lr, self.apply = base, apply_lr, apply
         self.live: LiveDiagnosis | None = None
         self.findings: list[Finding] = []
         self.source: dict[str, Any] = {}  # what the cards describe: label, rows, history (or run_dir to read them)
@@ -73,11 +91,19 @@ class DiagnosePanel:
 
         self.status = W.HTML("<i>Findings appear here while a run trains, or pick a past run below.</i>")
         self.cards: list[tuple[W.HTML, W.Button, W.VBox]] = []
+        self.fix_buttons: list[list[W.Button]] = []  # per card: one Apply button per fix
         for i in range(MAX_CARDS):
             text = W.HTML()
             btn = W.Button(description="show the plot", icon="line-chart", layout=W.Layout(width="auto"))
             btn.on_click(lambda _, i=i: self._plot_async(i))
-            box = W.VBox([text, btn], layout=W.Layout(margin="3px 0", display="none"))
+            fixes = []
+            for j in range(MAX_FIXES):
+                fb = W.Button(icon="wrench", layout=W.Layout(width="auto", display="none"))
+                fb.on_click(lambda _, i=i, j=j: self.apply_fix(i, j))
+                fixes.append(fb)
+            self.fix_buttons.append(fixes)
+            row = W.HBox([btn, *fixes], layout=W.Layout(flex_flow="row wrap"))
+            box = W.VBox([text, row], layout=W.Layout(margin="3px 0", display="none"))
             self.cards.append((text, btn, box))
         self.more = W.HTML()
         self.plot_title = W.HTML()
@@ -211,10 +237,34 @@ class DiagnosePanel:
                     text.value = card_html(f)
                     btn.description = f"show the plot: {PLOT_NAMES.get(f.plot, f.plot)}"
                     box.layout.display = ""
+                    self._show_fixes(i, f)
                 else:
                     box.layout.display = "none"
             extra = len(found) - MAX_CARDS
             self.more.value = f"<small>... and {extra} more (see `labkit diagnose`)</small>" if extra > 0 else ""
+
+    def _show_fixes(self, i: int, f: Finding) -> None:
+        for j, fb in enumerate(self.fix_buttons[i]):
+            if self.apply is not None and j < len(f.fixes):
+                fb.description = f"Apply: {describe_changes(f.fixes[j].changes)}"
+                fb.tooltip = f.fixes[j].reason or "set these values in the controls"
+                fb.layout.display = ""
+            else:
+                fb.layout.display = "none"
+
+    def apply_fix(self, i: int, j: int = 0) -> dict[str, Any] | None:
+        """Set finding `i`'s fix `j` in the lab's controls (the Apply button); the changes, or None if none."""
+        if self.apply is None or i >= len(self.findings) or j >= len(self.findings[i].fixes):
+            return None
+        changes = dict(self.findings[i].fixes[j].changes)
+        try:
+            self.apply(changes)
+        except LabkitError as e:  # a value the controls refuse: say which
+            self.status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            return None
+        self.status.value = (f"<b>set {html.escape(describe_changes(changes))}</b>: train again to see the effect "
+                             f"<small>(for: {html.escape(self.findings[i].title)})</small>")
+        return changes
 
     def _plot_async(self, i: int) -> None:
         self._spawn(self.show_plot, i, name="labkit-lab-diagnose-plot")
@@ -279,7 +329,7 @@ class DiagnosePanel:
                                    f"{'all checks passed' if ok else 'some checks failed'}</b> "
                                    f"<small>({report.seconds:.1f} s)</small>")
         self.check_text.value = (f"<pre style='font-size:12px;line-height:1.3;white-space:pre-wrap'>"
-                                 f"{html.escape(report.text())}</pre>")
+                                 f"{html.escape(report.text(fix_text=describe_changes))}</pre>")
         self.suggested_lr = report.lr.suggestion() if report.lr is not None else None
         self.check_img.value = png(lr_range_plot(report.lr), PLOT_DPI) if report.lr is not None else b""
         if self.suggested_lr is not None and self.apply_lr is not None:

@@ -1,0 +1,65 @@
+"""Diagnose a stored run from its files: finished, stopped, diverged, killed or still running."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..errors import LabkitError
+from .finding import Finding, not_judged, sort_findings
+from .runner import diagnose
+from .thresholds import PLOT_CURVES, PLOT_STATS
+
+
+def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None) -> list[Finding]:
+    """Diagnose a stored run (finished, stopped, diverged, killed or running) from its files.
+
+    The symmetry check runs the model rebuilt from config.json and best.pt (or `model`/`data` when given).
+    """
+    from ..probes import read_probes
+    from ..runs import load_run
+
+    d = Path(run_dir)
+    if not d.exists():
+        raise LabkitError(f"run directory {d} does not exist; list runs with `labkit runs --out DIR`")
+    if not d.is_dir():
+        raise LabkitError(f"{d} is a file, not a run directory; pass the folder holding config.json and metrics.jsonl")
+    rec = load_run(d)
+    rows = rec.metrics
+    if not rows:
+        return [not_judged("run_end", "Nothing to diagnose yet",
+                           f"{d / 'metrics.jsonl'} has no rows: the run has not reached its first step "
+                           f"(status: {rec.status})", "diagnose again once it has taken some steps")]
+    probes = read_probes(d)
+    cfg = rec.config
+    notes: list[Finding] = []
+    if model is None and cfg is not None and rec.checkpoint is not None:
+        try:
+            model, data = _rebuild(cfg, rec, data)
+        except Exception as e:  # an old or foreign checkpoint: the rest of the diagnosis still stands
+            notes.append(not_judged("symmetry", "Unit symmetry: the checkpoint could not be loaded",
+                                    f"rebuilding the model from config.json and best.pt failed: {type(e).__name__}: {e}",
+                                    "the probe-based symmetry check still ran", PLOT_STATS))
+            model = None
+    findings = diagnose(rows, probes, cfg, model=model, data=data)
+    if rec.status == "killed":
+        last = max((int(r.get("step", 0)) for r in rows if r.get("kind") == "step"), default=0)
+        findings = [f for f in findings if f.values.get("check") != "run_end"]
+        total = next((r.get("total_steps") for r in rows if r.get("kind") == "start"), None)
+        notes.append(not_judged("run_end", "The run was killed",
+                                f"its process is gone after step {last}" + (f" of {total}" if total else "") +
+                                "; judged on what was recorded",
+                                "findings about late training need a complete run", PLOT_CURVES))
+    return sort_findings(findings + notes)
+
+
+def _rebuild(cfg: Config, rec: Any, data: Any) -> tuple[Any, Any]:
+    from ..data import load_data
+    from ..train import build_run_model
+
+    if data is None:
+        data = load_data(cfg.data, cfg.train.seed)
+    model = build_run_model(cfg, data)
+    model.load_state_dict(rec.load_state_dict())
+    return model, data
