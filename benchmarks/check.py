@@ -5,7 +5,7 @@
    (stops at 100%), LR range test (100 steps, 1e-7 -> 10); seconds per part
    and in total, and the ratio to the 20-s target.
 2. The baseline: the same number of optimizer steps at the same batch sizes
-   through `labkit.train` (the LR test's steps at batch 128, the overfit's at
+   through `labkit.train()` (the LR test's steps at batch 128, the overfit's at
    batch 20), so the overhead of the checks machinery shows.
 
 Each arm runs `--repeats` times, interleaved (checks, train, checks, train...).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from labkit import Config, train  # noqa: E402
-from labkit.checks import run_checks  # noqa: E402
+from labkit.babysit.checks import run_checks  # noqa: E402
 from labkit.data import load_data  # noqa: E402
 
 TARGET = 20.0
@@ -45,7 +45,7 @@ def timed_checks(cfg: Config) -> tuple[float, dict[str, float], object]:
 
 
 def timed_train(cfg: Config, steps: int, batch: int) -> float:
-    """Wall seconds of labkit.train for `steps` steps at `batch` (no validation, test or probes)."""
+    """Wall seconds of labkit.train() for `steps` steps at `batch` (no validation, test or probes)."""
     # no validation split: the baseline is the optimizer steps alone (the training subset is the same)
     c = cfg.replace(**{"train.steps": steps, "train.batch_size": batch, "train.test": False, "probe.every": 0,
                        "data.val_size": 0})
@@ -88,7 +88,7 @@ def main() -> None:
               f"{', '.join(f'{t:.2f}' for t in totals)}")
         print(f"  ratio to the {TARGET:.0f}-s target (median): {med / TARGET:.2f}  ({'met' if med <= TARGET else 'NOT met'})")
         tm = statistics.median(trains)
-        print(f"  baseline, labkit.train for the same steps ({lr_steps} x batch {cfg.train.batch_size} + {fit_steps} x "
+        print(f"  baseline, labkit.train() for the same steps ({lr_steps} x batch {cfg.train.batch_size} + {fit_steps} x "
               f"batch 20): {tm:.2f} s   runs: {', '.join(f'{t:.2f}' for t in trains)}")
         print(f"  checks / plain training (medians): {med / tm:.2f}x")
 

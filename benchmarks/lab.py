@@ -2,7 +2,7 @@
 
 1. Throughput: images/s of a CIFAR-10 run started from `Lab.train()` (live
    curves, LR, probe views and progress bar rendering on their thread) against
-   `labkit.train.train(config, background=True)` with no subscribers but the
+   `labkit.train(config, background=True)` with no subscribers but the
    run store; runs interleaved headless/lab x repeats; ratio of medians
    (target >= 0.9). Both train on a background thread: alternating torch work
    between the main thread and another one leaves two OpenMP pools competing
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labkit import Config  # noqa: E402
-from labkit.train import train  # noqa: E402
+from labkit.training import train  # noqa: E402
 from labkit.widgets import Lab  # noqa: E402
 
 

@@ -31,7 +31,7 @@ from labkit.config import Config, DataConfig, ModelConfig, OptimConfig, RegConfi
 from labkit.data import load_data
 from labkit.models import build_model
 from labkit.optimizers import build_optimizer
-from labkit.pipeline import TrainBatches
+from labkit.data.pipeline import TrainBatches
 from labkit.precision import autocast, resolve_precision
 
 PRECISION = resolve_precision(Config())

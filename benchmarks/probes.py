@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labkit import Config, train  # noqa: E402
 from labkit.config import ProbeConfig  # noqa: E402
-from labkit.probes import Probes, read_probes  # noqa: E402
+from labkit.training.probes import Probes
+from labkit.probe_history import read_probes  # noqa: E402
 
 
 class TimedProbes(Probes):

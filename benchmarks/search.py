@@ -4,7 +4,7 @@
    against 1 worker (in-process, all cores), same small trials, same budget.
    Target: >= 1.7x on 2 cores.
 2. Overhead of the search machinery per trial: the same trials (the points the
-   search sampled) replayed with plain labkit.train.train(), against the search
+   search sampled) replayed with plain labkit.train(), against the search
    on the journal file store; plus a worker process's start-up cost shared over
    its trials. Target: <= 5% of a 20-second trial (<= 1 s).
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labkit import Config  # noqa: E402
 from labkit.search import Space, run_search, trial_rows  # noqa: E402
-from labkit.train import train  # noqa: E402
+from labkit.training import train  # noqa: E402
 
 
 def base_config(points: int, out: str) -> Config:
@@ -83,7 +83,7 @@ def main() -> None:
         per_trial = (searched - plain) / len(points)
         # a worker process's start: interpreter, torch, optuna, labkit, opening the journal
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch, optuna, labkit.search as s, labkit.train; "
+        subprocess.run([sys.executable, "-c", "import torch, optuna, labkit.search.run as s, labkit.training.loop; "
                         f"s.open_storage({str(tmp / 'w1.journal')!r})"], check=True,
                        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
         start = time.perf_counter() - t

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Callable, get_type_hints
 
 from .errors import LabkitError
 
@@ -111,7 +111,7 @@ class TrainConfig:
 
 @dataclass
 class ProbeConfig:
-    """What the probes record inside the network (see labkit.probes)."""
+    """What the probes record inside the network (see labkit.training.probes)."""
 
     every: int = 25  # record a snapshot every this many steps (and at the first and last); 0 = off
     pre_activation: bool = False  # also record the inputs of each activation
@@ -196,10 +196,22 @@ class Config:
 
     def validate(self) -> "Config":
         """Check every name and range; raise LabkitError with the fix. Returns self."""
-        from .validate import validate_config
-
-        validate_config(self)
+        if not _VALIDATORS:  # labkit/__init__ imports labkit.validate, which registers the checks
+            raise RuntimeError("no config validator registered; import labkit (or labkit.validate) first")
+        for check in _VALIDATORS:
+            check(self)
         return self
+
+
+# The checks need the registries (datasets, models, optimizers), which sit above this module and import it; so
+# the validator plugs itself in from labkit.validate instead of being imported from here (no import cycle).
+_VALIDATORS: list[Callable[[Config], None]] = []
+
+
+def add_validator(check: Callable[[Config], None]) -> Callable[[Config], None]:
+    """Register a whole-config check that Config.validate() runs (labkit.validate registers the standard one)."""
+    _VALIDATORS.append(check)
+    return check
 
 
 def config_paths() -> dict[str, type]:

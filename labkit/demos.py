@@ -3,7 +3,7 @@
 - `init_demo`: a deep, wide MLP fed Gaussian data, forward only, once per
   initializer: activations collapse to zero (small weights), saturate or
   explode (large weights), or keep their scale (Xavier for tanh, He for ReLU).
-- `augment_preview`: real CIFAR images after each augmentation of labkit.augment,
+- `augment_preview`: real CIFAR images after each augmentation of labkit.data.augment,
   with the soft labels mixup and cutmix give them.
 - `optimizer_paths`: torch.optim's own optimizers (via the OPTIMIZERS registry)
   walking a ravine, the Rosenbrock valley and a saddle point.
@@ -23,7 +23,7 @@ from .config import DataConfig, OptimConfig, RegConfig, ScheduleConfig
 from .errors import LabkitError
 from .initializers import INITIALIZERS, gain_for
 from .optimizers import OPTIMIZERS, build_optimizer, needs_closure
-from .probes import tensor_stats
+from .training.probes import tensor_stats
 from .schedules import SCHEDULES, Schedule
 
 INIT_LABELS = {"zeros": "zeros", "small": "N(0, 0.01²)", "large": "N(0, 1)", "xavier": "Xavier", "kaiming": "He (Kaiming)"}
@@ -81,7 +81,7 @@ def _soft_text(target: torch.Tensor, classes: Sequence[str]) -> str:
 
 def _visible_lambda(alpha: float, gen: torch.Generator) -> float:
     """A Beta(alpha, alpha) draw, redrawn (seeded, at most 50 times) until both images show: 0.2 <= lambda <= 0.8."""
-    from .augment import sample_lambda
+    from .data.augment import sample_lambda
 
     lam = sample_lambda(alpha, gen)
     for _ in range(50):
@@ -95,15 +95,15 @@ def augment_preview(reg_cfg: RegConfig | None = None, data_cfg: DataConfig | Non
                     seed: int = 0) -> dict[str, Any]:
     """The same `n` CIFAR training images as they are, and after flip, crop, cutout, mixup and cutmix.
 
-    Uses labkit.data and the batch functions of labkit.augment in the pipeline's
+    Uses labkit.data and the batch functions of labkit.data.augment in the pipeline's
     order (uint8 flip/crop, normalize, cutout, then mixing). Settings come from
     `reg_cfg` where they are on; where they are off, a typical value is shown
     and marked as such. Returns {"classes", "rows": [{"name", "detail",
     "images": float array n x H x W x 3 in [0, 1], "labels": [str]}]}.
     Raises LabkitError when the images cannot be found or the dataset is not images.
     """
-    from . import augment
-    from .data import DATASETS, load_data
+    from .data import augment
+    from .data.sets import DATASETS, load_data
 
     reg = reg_cfg or RegConfig()
     dcfg = data_cfg or DataConfig(dataset="cifar10", subset=1000, val_size=100)

@@ -66,7 +66,7 @@ class EpochEvent(Event):
 
 @dataclass
 class ProbeEvent(Event):
-    """A probe snapshot of the network's insides (see labkit.probes)."""
+    """A probe snapshot of the network's insides (see labkit.training.probes)."""
 
     kind: ClassVar[str] = "probe"
     step: int

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from .activations import ACTIVATIONS
 from .config import Config, config_paths
-from .data import DATASETS, PREPROCESS
+from .data.sets import DATASETS, PREPROCESS
 from .errors import LabkitError
 from .initializers import INITIALIZERS
 from .models import MODELS, NORMS

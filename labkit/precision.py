@@ -41,7 +41,7 @@ def resolve_precision(config: Config, device: str = "cpu") -> str:
     p = config.train.precision
     if p != "auto":
         return p
-    from .data import is_image
+    from .data.sets import is_image
 
     return "bf16" if is_image(config.data.dataset) and native_bf16(device) else "fp32"
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from .config import Config
 from .events import EndEvent, EpochEvent, Event, ProbeEvent, StartEvent, StepEvent
-from .probes import ProbeHistory, read_probe_rows
+from .probe_history import ProbeHistory
+from .runs import read_probe_rows
 from .runs import RunRecord, load_run, read_metrics
 
 STEP_COLUMNS: dict[str, type] = {"step": np.int64, "epoch": np.float64, "loss": np.float64, "acc": np.float64,

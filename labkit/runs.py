@@ -1,4 +1,4 @@
-"""The run store: one directory per run with config.json, metrics.jsonl, summary.json, best.pt.
+"""The run store: one directory per run with config.json, metrics.jsonl, probes.jsonl, summary.json, best.pt.
 
 metrics.jsonl is flushed line by line, so a crash or kill loses nothing
 already reported, and a half-written last line is skipped when reading.
@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .config import Config
 from .errors import LabkitError
-from .events import EndEvent, Event
+from .events import EndEvent, Event, ProbeEvent
 
 STATUSES = ("running", "completed", "stopped", "diverged", "failed", "killed")
 
@@ -64,7 +65,7 @@ class RunWriter:
 
     def __call__(self, event: Event) -> None:
         try:
-            if event.kind == "probe":  # probe snapshots go to their own compact file (see labkit.probes)
+            if event.kind == "probe":  # probe snapshots go to their own compact file (see labkit.training.probes)
                 self._write_probe(event)
                 return
             self._f.write(json.dumps(event.to_dict(), allow_nan=True) + "\n")
@@ -83,8 +84,6 @@ class RunWriter:
 
 
     def _write_probe(self, event: Event) -> None:
-        from .probes import PROBE_FILE, compact_line
-
         if getattr(self, "_probes", None) is None:
             self._probes = open(self.dir / PROBE_FILE, "a", buffering=1)
         self._probes.write(compact_line(event) + "\n")
@@ -149,8 +148,6 @@ class RunRecord:
     def rows(self, kind: str) -> list[dict]:
         """Raw metric rows of one kind ('step', 'epoch', 'probe', ...) as stored; typed: `labkit.runlog.RunLog.load`."""
         if kind == "probe":  # stored compactly in probes.jsonl
-            from .probes import read_probe_rows
-
             return read_probe_rows(self.dir)
         return [r for r in self.metrics if r.get("kind") == kind]
 
@@ -211,3 +208,47 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+# -- probes.jsonl: probe snapshots in compact form --------------------------------------------
+PROBE_FILE = "probes.jsonl"
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.4g}") if math.isfinite(v) else None  # NaN/inf -> null: plain JSON, read back as NaN
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_round(x) for x in v]
+    return v
+
+
+def compact_line(event: ProbeEvent | Mapping[str, Any]) -> str:
+    """One probe snapshot as a short JSON line (floats to 4 significant digits, non-finite as null)."""
+    d = event.to_dict() if isinstance(event, ProbeEvent) else dict(event)
+    d.setdefault("kind", "probe")
+    return json.dumps(_round(d), separators=(",", ":"), allow_nan=False)
+
+
+def read_probe_rows(run_dir: str | os.PathLike) -> list[dict]:
+    """Probe snapshots of a run as dicts: probes.jsonl (torn last line skipped), else probe rows of metrics.jsonl."""
+    d = Path(run_dir)
+    for path, only_probe in ((d / PROBE_FILE, False), (d / "metrics.jsonl", True)):
+        rows: list[dict] = []
+        try:
+            with open(path) as f:
+                for line in f:
+                    if only_probe and '"probe"' not in line:
+                        continue
+                    try:
+                        r = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(r, dict) and r.get("kind", "probe") == "probe":
+                        rows.append(r)
+        except FileNotFoundError:
+            continue
+        if rows:
+            return rows
+    return []

@@ -134,7 +134,7 @@ def make_schedule(cfg: Config, train_size: int) -> Schedule:
 def schedule_curve(cfg: Config, train_size: int | None = None) -> list[float]:
     """The whole LR curve of a config, without training (train_size defaults to the data's)."""
     if train_size is None:
-        from .data import train_size_of
+        from .data.sets import train_size_of
 
         train_size = train_size_of(cfg.data)
     return make_schedule(cfg, train_size).curve()

@@ -6,16 +6,17 @@ written here.
 """
 from __future__ import annotations
 
-from .config import Config
+from .config import Config, add_validator
 from .errors import LabkitError
 from .fields import FIELDS
 from .models import MODELS
 from .optimizers import needs_closure
 
 
+@add_validator
 def validate_config(c: Config) -> None:
     """Raise LabkitError on the first unknown name, out-of-range number or incompatible choice."""
-    from .data import check_subset, is_image
+    from .data.sets import check_subset, is_image
 
     # names first: a wrong name explains more than a range that depends on it
     for f in FIELDS.values():

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from labkit import augment
+from labkit.data import augment
 from labkit.config import RegConfig
 from labkit.data import Data
-from labkit.pipeline import TrainBatches
+from labkit.data.pipeline import TrainBatches
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from labkit import Config, LabkitError
-from labkit.checks import check_initial_loss, check_overfit, check_regularization, run_checks
+from labkit.babysit.checks import check_initial_loss, check_overfit, check_regularization, run_checks
 from labkit.cli import main
 from labkit.data import load_data
-from labkit.lr_finder import lr_range_test, suggestions
-from labkit.pipeline import TrainBatches
-from labkit.train import _loss, prepare
+from labkit.babysit.lr_finder import lr_range_test, suggestions
+from labkit.data.pipeline import TrainBatches
+from labkit.training import loss_fn as _loss, prepare
 
 from conftest import needs_cifar
 
@@ -103,7 +103,7 @@ def test_overfit_check_fails_with_zero_init_and_names_symmetry(spirals_config):
 
 
 def test_overfit_sample_is_balanced(spirals_config):
-    from labkit.checks import balanced_sample
+    from labkit.babysit.checks import balanced_sample
 
     data = load_data(spirals_config.data, 0)
     idx = balanced_sample(data, 20)
@@ -235,7 +235,7 @@ def test_figures_render(spirals_config):
 def test_coarse_to_fine_runs_both_stages_on_spirals(spirals_config, run_store):
     from optuna.trial import TrialState
 
-    from labkit.recipe import coarse_to_fine
+    from labkit.babysit.recipe import coarse_to_fine
 
     cfg = spirals_config.replace(**{"data.points": 300, "data.val_size": 100})
     r = coarse_to_fine(cfg, lr_options={"iters": 20}, coarse_trials=3, fine_trials=2, coarse_epochs=1,
@@ -256,7 +256,7 @@ def test_coarse_to_fine_runs_both_stages_on_spirals(spirals_config, run_store):
 
 
 def test_recipe_rejects_bad_budgets(spirals_config):
-    from labkit.recipe import coarse_space, coarse_to_fine
+    from labkit.babysit.recipe import coarse_space, coarse_to_fine
 
     with pytest.raises(LabkitError, match="coarse_epochs"):
         coarse_to_fine(spirals_config, lr=0.1, coarse_epochs=0)

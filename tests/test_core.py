@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from labkit import Config, LabkitError, load_run, train
 from labkit.data import load_data
 from labkit.optimizers import build_optimizer
-from labkit.pipeline import TrainBatches
-from labkit.train import MODEL, EpochResult, TrainContext, TrainHook, TrainStep, set_lr
+from labkit.data.pipeline import TrainBatches
+from labkit.training import MODEL, EpochResult, TrainContext, TrainHook, TrainStep, set_lr
 
 from conftest import needs_cifar
 
@@ -83,7 +83,7 @@ def test_per_group_scales_reach_the_optimizer_and_the_log(spirals_config):
 def test_group_scale_is_what_the_weights_feel(spirals_config):
     """A frozen-rate group (scale 0) keeps its weights exactly; the others move."""
     data = load_data(spirals_config.data, 0)
-    from labkit.train import build_run_model
+    from labkit.training import build_run_model
 
     model = build_run_model(spirals_config, data)
     opt = build_optimizer(model, plain_sgd(spirals_config).optim, lr_scales={"net.1": 0.0})
@@ -238,8 +238,8 @@ def test_finite_blow_up_is_a_divergence_with_the_files_kept(spirals_config):
 
 def test_checks_and_lr_test_take_the_training_step(spirals_config, monkeypatch):
     """The overfit check and the LR range test call TrainStep, the step the loop calls."""
-    from labkit import checks, lr_finder
-    from labkit.train import step as step_mod
+    from labkit.babysit import checks, lr_finder
+    from labkit.training import step as step_mod
 
     calls = {"n": 0}
     real = step_mod.TrainStep.__call__

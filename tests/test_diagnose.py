@@ -11,12 +11,12 @@ import pytest
 
 from labkit import Config
 from labkit.cli import main
-from labkit.diagnose import (OVERFIT_GAP, LiveDiagnosis, diagnose, diagnose_run, has_alarms,
-                             report_text, unit_symmetry)
+from labkit.diagnosis import LiveDiagnosis, diagnose, diagnose_run, has_alarms, report_text, unit_symmetry
+from labkit.diagnosis.thresholds import OVERFIT_GAP
 from labkit.errors import LabkitError
-from labkit.probes import read_probes
+from labkit.probe_history import read_probes
 from labkit.runs import read_metrics
-from labkit.train import train
+from labkit.training import train
 
 from conftest import needs_cifar
 
@@ -250,7 +250,7 @@ def test_rising_loss_without_nan_is_lr_too_high():
 
 def _snapshots(dead, ratio, steps=(0, 25, 50, 75, 100)):
     """Probe snapshots of a 3-layer ReLU MLP: `dead` fraction per layer, `ratio` update/weight per weight tensor."""
-    from labkit.probes import ProbeHistory
+    from labkit.probe_history import ProbeHistory
 
     snaps = [{"step": s, "epoch": s / 50,
               "layers": {f"net.{3 * k}": {"activation": "relu", "mean": 0.3, "std": 0.5, "dead": d}
@@ -277,7 +277,7 @@ def test_dead_units_and_update_ratios_from_probe_snapshots():
 @pytest.fixture
 def register():
     """Register finding checks for one test; they are removed afterwards, whatever happens."""
-    from labkit.diagnose import FINDINGS, finding
+    from labkit.diagnosis import FINDINGS, finding
 
     names: list[str] = []
 
@@ -298,7 +298,7 @@ FLAT = [0.693 + 0.001 * math.sin(i) for i in range(100)]  # 100 steps at ln 2: l
 
 
 def test_a_registered_finding_runs_and_hides_what_it_explains(register):
-    from labkit.diagnose import FINDINGS, Explains, Finding, Fix
+    from labkit.diagnosis import FINDINGS, Explains, Finding, Fix
 
     assert "lr_too_low" in codes(diagnose(_rows(FLAT)))
     seen = []
@@ -320,7 +320,7 @@ def test_a_registered_finding_runs_and_hides_what_it_explains(register):
 
 
 def test_registered_findings_declare_needs_codes_and_can_explain_everything(register, runs):
-    from labkit.diagnose import ALL, FINDINGS, Explains, Finding, Needs, diagnose
+    from labkit.diagnosis import ALL, FINDINGS, Explains, Finding, Needs, diagnose
     from labkit.diagnosis import not_judged
 
     ran = []
@@ -470,7 +470,7 @@ def test_panel_gets_the_lab_run_events_and_shows_findings(tmp_path):
 
 
 def test_panel_check_button_uses_the_suggested_lr(tmp_path):
-    import labkit.checks  # noqa: F401  (the panel's check runs on these: a rename must fail here, not skip)
+    import labkit.babysit.checks  # noqa: F401  (the panel's check runs on these: a rename must fail here, not skip)
     import labkit.plots.babysit  # noqa: F401
     from labkit.widgets import Lab
     from labkit.widgets.diagnose import describe_changes

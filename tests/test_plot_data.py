@@ -20,9 +20,10 @@ from labkit import Config, load_run, schedule_curve, train  # noqa: E402
 from labkit.plots import (activation_histograms, activation_stats,  # noqa: E402
                           learning_curves, lr_curve, run_figures)
 from labkit.plots import search as splots  # noqa: E402
-from labkit.probes import PROBE_FILE, read_probes  # noqa: E402
+from labkit.runs import PROBE_FILE
+from labkit.probe_history import read_probes  # noqa: E402
 from labkit.search import Space, compare_samplers, trial_rows  # noqa: E402
-from labkit.search_analysis import bergstra_demo, demo_params  # noqa: E402
+from labkit.search.analysis import bergstra_demo, demo_params  # noqa: E402
 
 EXACT = dict(rtol=1e-12, atol=0)
 
@@ -193,7 +194,7 @@ def test_lr_curve_keeps_each_schedule_on_its_own_line():
 # -- probes ----------------------------------------------------------------------------------------------------------
 
 def stored_snapshots(run_dir) -> list[dict]:
-    """probes.jsonl read with plain json (latest line per step, in step order), not through labkit.probes."""
+    """probes.jsonl read with plain json (latest line per step, in step order), not through labkit.probe_history."""
     by_step = {}
     with open(run_dir / PROBE_FILE) as f:
         for line in f:

@@ -11,7 +11,7 @@ from labkit import Config, train
 from labkit.cli import main
 from labkit.plots import (activation_heatmap, activation_histograms, activation_stats, gradient_updates,
                           learning_curves, lr_curve, run_figures)
-from labkit.probes import ProbeHistory, read_probes
+from labkit.probe_history import ProbeHistory, read_probes
 from labkit.runs import read_metrics
 
 

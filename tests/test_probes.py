@@ -12,11 +12,12 @@ from labkit import Config, ProbeEvent, train
 from labkit.config import ProbeConfig
 from labkit.data import Data
 from labkit.errors import LabkitError
-from labkit.probes import Probes, ProbeHistory, read_probes, tensor_stats
+from labkit.training.probes import Probes, tensor_stats
+from labkit.probe_history import ProbeHistory, read_probes
 from labkit.runs import load_run
 from labkit.schedules import Schedule
 from labkit.config import ScheduleConfig
-from labkit.train import TrainContext, TrainHook
+from labkit.training import TrainContext, TrainHook
 
 
 def quick(tmp_path, **over) -> Config:

@@ -16,10 +16,10 @@ import optuna
 import pytest
 
 from labkit import Config, LabkitError
-from labkit.search import (Space, border_warnings, load_study, refine, run_search, sample_points, trial_rows,
-                           write_report)
-from labkit.search_storage import SearchSetup, open_storage, trial_is_counted
-from labkit.search import create_or_resume
+from labkit.cli.search import write_report
+from labkit.search import (Space, border_warnings, create_or_resume, load_study, refine, run_search, sample_points,
+                           trial_rows)
+from labkit.search.storage import SearchSetup, open_storage, trial_is_counted
 
 ROOT = Path(__file__).resolve().parents[1]
 

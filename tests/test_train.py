@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from labkit import Config, LabkitError, list_runs, load_run, train
 from labkit.config import ModelConfig
 from labkit.models import build_model
-from labkit.train import evaluate
+from labkit.training import evaluate
 
 
 def test_initial_loss_of_small_init_net_is_ln_10():

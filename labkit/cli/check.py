@@ -39,7 +39,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checks import run_checks
+    from ..babysit.checks import run_checks
 
     # in this command --out names the figure folder; nothing is written to a run store
     figs = args.cfg_train__out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import CIFAR, data_dirs, describe, download_cifar
+from ..data.sets import CIFAR, data_dirs, describe, download_cifar
 
 
 def add(sub: argparse._SubParsersAction) -> None:

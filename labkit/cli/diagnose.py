@@ -44,7 +44,7 @@ def with_flags(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagnose import diagnose_run, has_alarms, report_text
+    from ..diagnosis import diagnose_run, has_alarms, report_text
     from ..runs import load_run
 
     d = resolve(args.run, args.runs)

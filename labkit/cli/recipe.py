@@ -55,8 +55,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..recipe import coarse_to_fine
-    from ..search import default_journal, describe
+    from ..babysit.recipe import coarse_to_fine
+    from ..search.storage import default_journal, describe
 
     base = config_from_args(args)
     if args.cfg_probe__every is None and not args.config:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import LabkitError
-from ..search_space import PRUNERS, SAMPLERS
+from ..search.space import PRUNERS, SAMPLERS
 from .common import add_config_flags, apply_args, config_from_args
 
 
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe(storage: str) -> str:
-    from ..search_storage import describe
+    from ..search.storage import describe
 
     return describe(storage)
 
@@ -162,7 +162,7 @@ def _report(args: argparse.Namespace, names: list[str]) -> int:
     if not args.storage and not Path(storage).exists():
         raise LabkitError(f"no study journal at {storage}; pass --storage (a journal file or database URL) "
                           f"or --set train.out=RUN_STORE")
-    paths, text = search.write_report(names, storage, figs)
+    paths, text = write_report(names, storage, figs)
     print(text)
     print()
     for p in paths:
@@ -170,9 +170,26 @@ def _report(args: argparse.Namespace, names: list[str]) -> int:
     return 0
 
 
+def write_report(studies: str | list[str], storage: object, out: str | Path) -> tuple[list[Path], str]:
+    """Save the search report's figures as PNGs under `out`; return (paths, text with tables and border warnings)."""
+    from ..plots.search import search_figures
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LabkitError(f"cannot create the figure folder {out}: {e.strerror}; choose another --out") from None
+    figs, text = search_figures(studies, storage)
+    paths = []
+    for name, fig in figs.items():
+        fig.savefig(out / name, dpi=110)
+        paths.append(out / name)
+    return paths, text
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ..plots import search as plots
-    from ..search_analysis import bergstra_demo, demo_params
+    from ..search.analysis import bergstra_demo, demo_params
 
     figs = Path(args.cfg_train__out or "figs")
     figs.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 
-from ..train import train
+from ..training import train
 from .common import add_config_flags, config_from_args
 
 

@@ -86,7 +86,7 @@ def epoch_gap(ctx: Context) -> Finding | None:
 
 def regularize(cfg: Config | None) -> tuple[str, list[Fix]]:
     """What to try against overfitting (words, fixes): what the config does not have yet, then more data."""
-    from ..data import is_image
+    from ..data.sets import is_image
 
     if cfg is None:
         text = (f"more regularization (weight decay {WEIGHT_DECAY:g}, dropout {DROPOUT:g}, augmentation: flips, "

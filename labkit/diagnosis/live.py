@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import Config
 from ..events import Event, ProbeEvent
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from .finding import Finding
 from .runner import diagnose
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from .divergence import blew_up
 from .rows import RunRows
 from .runner import Context

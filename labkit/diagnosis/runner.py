@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from ..config import Config
 from ..errors import LabkitError
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from .finding import Finding, sort_findings
 from .registry import FINDINGS, CheckResultT, FindingCheck
 from .rows import RunRows
@@ -94,7 +94,7 @@ def diagnose(metrics: list[dict], probes: ProbeHistory | None = None, config: Co
         raise LabkitError(f"metrics must be a list of metric rows (dicts), got {type(metrics).__name__}; "
                           "use labkit.runs.read_metrics(run_dir)")
     if probes is not None and not isinstance(probes, ProbeHistory):
-        raise LabkitError(f"probes must be a ProbeHistory, got {type(probes).__name__}; use labkit.probes.read_probes(run_dir)")
+        raise LabkitError(f"probes must be a ProbeHistory, got {type(probes).__name__}; use labkit.probe_history.read_probes(run_dir)")
     run = RunRows([r for r in metrics if isinstance(r, dict)], config)
     h = probes if probes is not None and len(probes) else None
     return sort_findings(run_findings(Context(run, h, config, model, data)))

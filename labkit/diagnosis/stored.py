@@ -17,7 +17,7 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
 
     The symmetry check runs the model rebuilt from config.json and best.pt (or `model`/`data` when given).
     """
-    from ..probes import read_probes
+    from ..probe_history import read_probes
     from ..runs import load_run
 
     d = Path(run_dir)
@@ -55,8 +55,8 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
 
 
 def _rebuild(cfg: Config, rec: Any, data: Any) -> tuple[Any, Any]:
-    from ..data import load_data
-    from ..train import build_run_model
+    from ..data.sets import load_data
+    from ..training import build_run_model
 
     if data is None:
         data = load_data(cfg.data, cfg.train.seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LabkitError
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from .finding import Finding, not_judged
 from .fixes import Fix, init_options, join_or, offer
 from .fmt import num
@@ -96,7 +96,7 @@ def _batch(ctx: Context, notes: list[Finding]) -> Any:
     x = probe_input(ctx.data)
     if x is None and ctx.config is not None:
         try:
-            from ..data import load_data
+            from ..data.sets import load_data
 
             x = probe_input(load_data(ctx.config.data, ctx.config.train.seed))
         except LabkitError as e:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from .finding import Finding
 from .fixes import BATCH_NORM, HE, RELU_HE, XAVIER, Fix, init_options, join_or, lower_lr, offer
 from .fmt import g, num, pct, round3

@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from .training import empty_panel, new_figure
 
 if TYPE_CHECKING:
-    from ..checks import CheckReport
-    from ..lr_finder import LRFinderResult
+    from ..babysit.checks import CheckReport
+    from ..babysit.lr_finder import LRFinderResult
 
 PASS_COLOR, FAIL_COLOR = "#2a7d2a", "#c0392b"
 STEEP_COLOR, MIN_COLOR, CONFIG_COLOR = "#1f77b4", "#d62728", "0.45"

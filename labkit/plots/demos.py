@@ -1,7 +1,6 @@
 """Figures of the lecture demonstrations computed by labkit.demos (pure: result in, Figure out)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import numpy as np

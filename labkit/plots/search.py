@@ -1,19 +1,19 @@
 """Plots of hyperparameter searches: pure functions, data in, matplotlib Figure out.
 
 Trial rows are plain dicts {"number", "value", "params", "status"} (labkit.search.trial_rows);
-parameters are labkit.search_space.Param (for ranges and log axes).
+parameters are labkit.search.space.Param (for ranges and log axes).
 """
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
-from ..search_space import Param, Space
+from ..search.space import Param, Space
 from .training import ema
 
 CMAP = "viridis"
@@ -336,3 +336,54 @@ def sample_preview(points: dict[str, Sequence[dict[str, Any]]], x: Param, y: Par
         ax.grid(alpha=0.3)
         ax.set_title(f"{label}: {len(xs)} points, {len(set(np.round(xs, 12)))} distinct {x.path}", fontsize=9)
     return fig
+
+
+def search_figures(studies: str | Iterable[str], storage: Any) -> tuple[dict[str, Figure], str]:
+    """The search report: figures by file name (scores, curves, planes, importances, random vs grid) and its text
+    (trial tables and border warnings) for the named studies (a comma list or a list; prefixes expand)."""
+    import optuna
+
+    from ..search.analysis import (border_warnings, completed_trials, expand_studies, importances, plane_axes,
+                                   trial_curves as study_curves, trial_rows, trials_table)
+    from ..search.storage import open_storage, study_setup
+
+    names = expand_studies([studies] if isinstance(studies, str) else list(studies), storage)
+    st = open_storage(storage)
+    loaded = {n: optuna.load_study(study_name=n, storage=st) for n in names}
+    figs: dict[str, Figure] = {}
+    text: list[str] = []
+
+    def save(fig: Figure, name: str) -> None:
+        figs[name] = fig
+
+    histories, by_sampler = {}, {}
+    for n, s in loaded.items():
+        setup = study_setup(s)
+        rows = trial_rows(s)
+        text.append(trials_table(s))
+        warns = border_warnings(s)
+        text += ["border warnings:"] + [f"  {w}" for w in warns] if warns else ["border warnings: none"]
+        text.append("")
+        histories[f"{n} ({setup.sampler})"] = [r["value"] for r in rows]
+        by_sampler.setdefault(setup.sampler, (n, rows))
+        imp = importances(s)
+        save(score_vs_params(rows, setup.space), f"{n}-scores.png")
+        curves = study_curves(s, metric="val_acc")
+        if curves:
+            save(trial_curves(curves, metric="val_acc", title=f"{n}: validation accuracy per epoch"),
+                 f"{n}-curves.png")
+        if len(completed_trials(s)) >= 2 and len(setup.space) >= 2:
+            save(parallel_coordinates(s), f"{n}-parallel.png")
+        if imp:
+            save(param_importances(imp, title=f"{n}: parameter importances (fANOVA)"), f"{n}-importances.png")
+        x, y = plane_axes(setup.space, imp)
+        if x is not None:
+            save(sampler_planes({f"{n} ({setup.sampler})": rows}, x, y), f"{n}-plane.png")
+    save(best_so_far(histories), "best-so-far.png")
+    if "grid" in by_sampler and "random" in by_sampler:
+        g, r = by_sampler["grid"], by_sampler["random"]
+        imp = importances(loaded[r[0]])
+        x, y = plane_axes(study_setup(loaded[r[0]]).space, imp)
+        if x is not None:
+            save(sampler_planes({f"grid ({g[0]})": g[1], f"random ({r[0]})": r[1]}, x, y), "random-vs-grid.png")
+    return figs, "\n".join(text).rstrip()

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..errors import LabkitError
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from ..runlog import RunLog, as_log
 
 WIDTH = 10.0  # inches: notebook width at 100 dpi

@@ -2,7 +2,7 @@
 
 `Lab()` assembles the controls, previews, live views and the Compare, Demos,
 Search and Diagnose tabs. It is thin: the controls give a Config, Train calls
-`labkit.train.train(config, callbacks=[live views], background=True)`, Stop
+`labkit.train(config, callbacks=[live views], background=True)`, Stop
 calls `run.stop()`, and everything that must survive is in the run store.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import ipywidgets as W
 
 from ..config import Config
-from ..data import DATASETS, train_size_of
+from ..data.sets import DATASETS, train_size_of
 from ..errors import LabkitError
 from ..events import EndEvent
 from ..schedules import schedule_curve, steps_per_epoch
-from ..train import Run, train
+from ..training import Run, train
 from .compare import CompareTab
 from .controls import Controls
 from .demos_tab import DemosTab
@@ -54,7 +54,7 @@ def _section(title: str, *children: W.Widget) -> W.VBox:
 def _warm_up() -> None:
     import importlib
 
-    for name in ("labkit.probes", "labkit.plots", "labkit.pipeline", "labkit.models", "labkit.runs"):
+    for name in ("labkit.training.loop", "labkit.plots", "labkit.data.pipeline", "labkit.models", "labkit.runs"):
         importlib.import_module(name)
 
 

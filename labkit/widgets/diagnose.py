@@ -1,7 +1,7 @@
 """The lab's Diagnose panel: findings about the run as it trains, the plots that show them, and the checks.
 
-Thin: the judgement is labkit.diagnose's, the figures are labkit.plots', the
-checks are labkit.checks'. The panel is an event subscriber whose __call__
+Thin: the judgement is labkit.diagnosis', the figures are labkit.plots', the
+checks are labkit.babysit.checks'. The panel is an event subscriber whose __call__
 only stores the event (LiveDiagnosis); its own thread re-diagnoses about once
 a second and updates a fixed set of coloured cards in place (no widgets are
 created while a run trains). Each card's button draws the figure that shows
@@ -23,13 +23,15 @@ from typing import Any, Callable
 import ipywidgets as W
 from matplotlib.figure import Figure
 
+from ..babysit.checks import run_checks
 from ..config import Config
-from ..diagnose import Finding, LiveDiagnosis, diagnose_run
+from ..diagnosis import Finding, LiveDiagnosis, diagnose_run
 from ..errors import LabkitError
 from ..events import EndEvent, Event, StartEvent
 from ..fields import FIELDS, value_text
+from ..plots.babysit import lr_range_plot
 from ..plots.training import run_figure
-from ..probes import ProbeHistory
+from ..probe_history import ProbeHistory
 from .live import png, png_image
 
 REFRESH_INTERVAL = 1.0  # seconds between live re-diagnoses (diagnose() on a few thousand rows takes milliseconds)
@@ -201,7 +203,7 @@ class DiagnosePanel:
         self._spawn(self._diagnose_dir, gen, Path(run_dir), None, None, name="labkit-lab-diagnose-past")
 
     def _diagnose_dir(self, gen: int, run_dir: Path, model: Any, data: Any) -> None:
-        from ..probes import read_probes
+        from ..probe_history import read_probes
         from ..runs import load_run
 
         try:
@@ -302,22 +304,16 @@ class DiagnosePanel:
         self._spawn(self.check, name="labkit-lab-check")
 
     def check(self) -> Any:
-        """Run labkit.checks.run_checks on base() and show the report, the LR range plot and the suggested LR."""
+        """Run labkit.babysit.checks.run_checks on base() and show the report, the LR range plot and the suggested LR."""
         if self.base is None:
             self.check_status.value = "<i>no configuration to check</i>"
             return None
         self.check_btn.disabled, self.use_lr_btn.disabled = True, True
         self.check_status.value = "<i>checking...</i>"
         try:
-            from ..checks import run_checks
-            from ..plots.babysit import lr_range_plot
-
             cfg = self.base().validate()
             report = run_checks(cfg, progress=lambda s: setattr(self.check_status, "value",
                                                                  f"<i>{html.escape(str(s))}</i>"))
-        except ImportError as e:  # labkit.checks is a separate module; say which one is missing
-            self.check_status.value = f"<span style='color:#a00'>the checks are not available: {html.escape(str(e))}</span>"
-            return None
         except LabkitError as e:
             self.check_status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
             return None

@@ -51,6 +51,6 @@ def find_notebook() -> Path:
     repo_copy = Path(__file__).resolve().parents[2] / "notebooks" / "lab.ipynb"
     if repo_copy.is_file():
         return repo_copy
-    from ..data import cache_dir
+    from ..data.sets import cache_dir
 
     return write_notebook(cache_dir().parent / "lab" / "lab.ipynb")

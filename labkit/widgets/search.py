@@ -17,7 +17,7 @@ import ipywidgets as W
 from ..config import Config
 from ..errors import LabkitError
 from ..fields import FIELDS
-from ..search_space import PRUNERS, SAMPLERS
+from ..search.space import PRUNERS, SAMPLERS
 from .live import png, png_image
 
 KINDS = ("log", "linear", "choice")
@@ -127,7 +127,7 @@ class SearchTab:
 
     def space(self) -> Any:
         """The Space the rows describe (validated on the base config)."""
-        from ..search import Space
+        from ..search.space import Space
 
         return Space.parse([r.spec() for r in self.rows], base=self.base_config())
 
@@ -206,7 +206,7 @@ class SearchTab:
                 pass  # the study may not exist yet in the first second
 
     def _studies(self) -> list[Any]:
-        from ..search import load_study
+        from ..search.storage import load_study
 
         out = []
         for n in self._names:
@@ -219,8 +219,9 @@ class SearchTab:
     def _refresh(self, last: Any = None, final: bool = False, kind: str = "search") -> Any:
         """Redraw from the study: points of finished trials, live curves of running ones; returns a change key."""
         from ..plots import search as plots
-        from ..search import border_warnings, study_setup, trial_curves, trial_rows, trials_table
-        from ..search_analysis import _plane_axes, importances
+        from ..search.analysis import border_warnings, trial_curves, trial_rows, trials_table
+        from ..search.storage import study_setup
+        from ..search.analysis import plane_axes, importances
 
         studies = self._studies()
         if not studies:
@@ -248,7 +249,7 @@ class SearchTab:
             self.warnings.value = "".join(f"<div style='color:#a60'>&#9888; {html.escape(w)}</div>" for w in warns)
             if kind == "compare" and len(studies) == 2:
                 grid, rand = studies
-                x, y = _plane_axes(setup.space, importances(rand))
+                x, y = plane_axes(setup.space, importances(rand))
                 panels = {f"grid ({grid.study_name})": trial_rows(grid), f"random ({rand.study_name})": trial_rows(rand)}
                 if x is not None:
                     self.compare.value = png(plots.sampler_planes(panels, x, y), DPI)
@@ -259,7 +260,7 @@ class SearchTab:
     def preview(self) -> None:
         """Show where grid and random search would put `budget` trials (instant, no training)."""
         from ..plots import search as plots
-        from ..search import sample_points
+        from ..search.run import sample_points
 
         try:
             space = self.space()

@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
-from ..data import Data, is_image, load_data
+from ..data.sets import Data, is_image, load_data
 from ..errors import LabkitError
 from ..events import Callback, EndEvent, EpochEvent, Event, StartEvent, StepEvent
 from ..models import build_model
 from ..optimizers import build_optimizer
-from ..pipeline import TrainBatches, eval_batches
+from ..data.pipeline import TrainBatches, eval_batches
 from ..precision import autocast, resolve_precision
 from ..runs import RunWriter, new_run_dir
 from ..schedules import Schedule, make_schedule
@@ -171,13 +171,13 @@ def train(
     run = Run(config, run_dir)
     subscribers: list[Callback] = [RunWriter(run_dir, config), *callbacks]
     if progress:
-        from ..progress import ProgressBar
+        from .progress import ProgressBar
 
         subscribers.append(ProgressBar())
     t = config.train
     all_hooks: list[TrainHook] = [BestCheckpoint(t.monitor), EarlyStopping(t.patience, t.monitor)]
     if config.probe.every > 0:
-        from ..probes import Probes
+        from .probes import Probes
 
         all_hooks.append(Probes(config.probe))
     all_hooks += list(hooks)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .config import Config
-from .errors import LabkitError
-from .search_space import Param, Space
-from .search_space import SAMPLERS
-from .search_storage import load_study, open_storage, study_setup
+from ..config import Config
+from ..errors import LabkitError
+from .space import SAMPLERS, Param, Space
+from .storage import load_study, open_storage, study_setup
 
 EDGE = 0.1  # a best value within this fraction of the range (on its own scale) from an end is "at the border"
 
@@ -175,7 +173,7 @@ def trial_curves(study: Any, storage: Any = None, metric: str = "loss") -> dict[
     """
     from optuna.trial import TrialState
 
-    from .runs import read_metrics
+    from ..runs import read_metrics
 
     s = _as_study(study, storage)
     out = {}
@@ -236,62 +234,7 @@ def expand_studies(names: Iterable[str], storage: Any) -> list[str]:
     return out
 
 
-def write_report(studies: str | Iterable[str], storage: Any, out: str | Path) -> tuple[list[Path], str]:
-    """Write the search plots as PNGs under `out` and return (paths, text with tables and border warnings)."""
-    import optuna
-
-    from .plots import search as plots
-
-    names = expand_studies([studies] if isinstance(studies, str) else list(studies), storage)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LabkitError(f"cannot create the figure folder {out}: {e.strerror}; choose another --out") from None
-    st = open_storage(storage)
-    loaded = {n: optuna.load_study(study_name=n, storage=st) for n in names}
-    paths: list[Path] = []
-    text: list[str] = []
-
-    def save(fig: Any, name: str) -> None:
-        p = out / name
-        fig.savefig(p, dpi=110)
-        paths.append(p)
-
-    histories, by_sampler = {}, {}
-    for n, s in loaded.items():
-        setup = study_setup(s)
-        rows = trial_rows(s)
-        text.append(trials_table(s))
-        warns = border_warnings(s)
-        text += ["border warnings:"] + [f"  {w}" for w in warns] if warns else ["border warnings: none"]
-        text.append("")
-        histories[f"{n} ({setup.sampler})"] = [r["value"] for r in rows]
-        by_sampler.setdefault(setup.sampler, (n, rows))
-        imp = importances(s)
-        save(plots.score_vs_params(rows, setup.space), f"{n}-scores.png")
-        curves = trial_curves(s, metric="val_acc")
-        if curves:
-            save(plots.trial_curves(curves, metric="val_acc", title=f"{n}: validation accuracy per epoch"),
-                 f"{n}-curves.png")
-        if len(completed_trials(s)) >= 2 and len(setup.space) >= 2:
-            save(plots.parallel_coordinates(s), f"{n}-parallel.png")
-        if imp:
-            save(plots.param_importances(imp, title=f"{n}: parameter importances (fANOVA)"), f"{n}-importances.png")
-        x, y = _plane_axes(setup.space, imp)
-        if x is not None:
-            save(plots.sampler_planes({f"{n} ({setup.sampler})": rows}, x, y), f"{n}-plane.png")
-    save(plots.best_so_far(histories), "best-so-far.png")
-    if "grid" in by_sampler and "random" in by_sampler:
-        g, r = by_sampler["grid"], by_sampler["random"]
-        imp = importances(loaded[r[0]])
-        x, y = _plane_axes(study_setup(loaded[r[0]]).space, imp)
-        if x is not None:
-            save(plots.sampler_planes({f"grid ({g[0]})": g[1], f"random ({r[0]})": r[1]}, x, y), "random-vs-grid.png")
-    return paths, "\n".join(text).rstrip()
-
-
-def _plane_axes(space: Space, imp: dict[str, float]) -> tuple[Param | None, Param | None]:
+def plane_axes(space: Space, imp: dict[str, float]) -> tuple[Param | None, Param | None]:
     # the most and the least important ranges (Bergstra & Bengio's important vs unimportant parameter)
     ranges = [p for p in space if p.is_range]
     if len(ranges) < 2:

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from . import augment
-from .config import RegConfig
-from .data import Data
+from ..config import RegConfig
+from .sets import Data
 
 
 class TrainBatches:

@@ -34,22 +34,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .config import Config
-from .errors import LabkitError
-from .events import Event
-from .search_analysis import (BergstraResult, bergstra_demo, border_warnings, refine, trial_curves, trial_rows,
-                              trials_table, write_report)
-from .search_space import PRUNERS, SAMPLERS, SYNTAX, Param, Space, parse_param
-from .search_storage import (SearchSetup, default_journal, describe, fail_stale_trials, load_study, open_storage,
-                             storage_url, study_setup, trial_is_counted)
+from ..config import Config
+from ..errors import LabkitError
+from ..events import Event
+from .space import PRUNERS, SAMPLERS, Space
+from .storage import (SearchSetup, fail_stale_trials, load_study, open_storage, storage_url, study_setup,
+                      trial_is_counted)
 
 TrialCallback = Callable[[Any, Any], None]  # Optuna style: fn(study, frozen_trial), after each trial ends
 EventCallback = Callable[[int, Event], None]  # fn(trial_number, event), live, in-process workers only
 
-__all__ = ["Space", "Param", "SYNTAX", "parse_param", "run_search", "compare_samplers", "sample_points",
-           "refine", "border_warnings", "bergstra_demo", "BergstraResult", "trial_rows", "trials_table",
-           "trial_curves", "write_report", "load_study", "study_setup", "open_storage", "default_journal",
-           "core_shares", "describe", "SAMPLERS", "PRUNERS"]
+__all__ = ["run_search", "compare_samplers", "sample_points", "core_shares", "create_or_resume", "make_sampler",
+           "make_pruner", "TrialFailed", "TrialInterrupted", "worker_main"]
 
 
 class TrialFailed(Exception):
@@ -269,8 +265,8 @@ def _run_trial(trial: Any, study_name: str, setup: SearchSetup, stop_event: thre
                events: Sequence[EventCallback], threads: int | None, last: dict[str, Any]) -> float:
     import optuna
 
-    from .search_storage import HOST
-    from .train import default_threads, train
+    from .storage import HOST
+    from ..training import default_threads, train
 
     for k, v in (("pid", os.getpid()), ("host", HOST)):
         trial.set_user_attr(k, v)

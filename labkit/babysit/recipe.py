@@ -1,6 +1,6 @@
 """The coarse-to-fine recipe: the LR range test, a short coarse search around its suggestion, then a refine stage.
 
-    from labkit.recipe import coarse_to_fine
+    from labkit.babysit.recipe import coarse_to_fine
     r = coarse_to_fine(config, coarse_trials=12, fine_trials=8)   # 3-epoch coarse, 15-epoch fine
     print(r.text()); r.best_config
 
@@ -28,11 +28,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .config import Config
-from .errors import LabkitError
-from .fields import FIELDS, command_line
+from ..config import Config
+from ..errors import LabkitError
+from ..fields import FIELDS, command_line
 from .lr_finder import LRFinderResult, lr_range_test
-from .search_space import Space
+from ..search.space import Space
 
 WEIGHT_DECAYS = (0.0, 1e-5, 1e-4)
 LR_SPAN = (0.1, 30.0)  # the coarse LR range, as factors of the LR test's suggestion
@@ -82,7 +82,7 @@ class RecipeResult:
 
 
 def _best_trial(study: Any) -> Any | None:
-    from .search_analysis import completed_trials
+    from ..search.analysis import completed_trials
 
     done = completed_trials(study)
     return done[0] if done else None
@@ -140,7 +140,8 @@ def coarse_to_fine(
     progress: bool = False,
 ) -> RecipeResult:
     """LR range test, coarse search around its suggestion, refine around the top trials; returns the studies and best config."""
-    from .search import border_warnings, refine, run_search
+    from ..search.analysis import border_warnings, refine
+    from ..search.run import run_search
 
     for name, v in (("coarse_epochs", coarse_epochs), ("fine_epochs", fine_epochs)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from .events import EndEvent, EpochEvent, Event, StartEvent, StepEvent
+from ..events import EndEvent, EpochEvent, Event, StartEvent, StepEvent
 
 
 class ProgressBar:

@@ -1,6 +1,6 @@
 """The LR range test: grow the learning rate exponentially for ~100 steps and watch the loss.
 
-    from labkit.lr_finder import lr_range_test
+    from labkit.babysit.lr_finder import lr_range_test
     r = lr_range_test(config)            # 1e-7 -> 10 over 100 steps, the config's own data, model, optimizer
     r.steepest_lr, r.min_lr, r.suggestion()
 
@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Config
-from .data import Data
-from .errors import LabkitError
-from .optimizers import build_optimizer, needs_closure
+from ..config import Config
+from ..data.sets import Data
+from ..errors import LabkitError
+from ..optimizers import build_optimizer, needs_closure
 
 
 @dataclass
@@ -163,7 +163,7 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
     """Run the LR range test on `config` (or on the given model/optimizer/data) and restore them exactly."""
     import time
 
-    from .train import own_threads
+    from ..training import own_threads
 
     _check_args(start, end, iters, smooth, diverge)
     cfg = config.copy().validate()
@@ -184,16 +184,16 @@ def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diver
          optimizer: torch.optim.Optimizer | None, data: Data | None, t0: float) -> LRFinderResult:
     import time
 
-    from .pipeline import TrainBatches
-    from .precision import resolve_precision
-    from .train import prepare
-    from .train.step import TrainStep, set_lr
+    from ..data.pipeline import TrainBatches
+    from ..precision import resolve_precision
+    from ..training import prepare
+    from ..training.step import TrainStep, set_lr
 
     if model is None:
         built_data, model, optimizer, _ = prepare(cfg)
         data = data if data is not None else built_data
     elif data is None:
-        from .data import load_data
+        from ..data.sets import load_data
 
         data = load_data(cfg.data, cfg.train.seed)
     if optimizer is None:

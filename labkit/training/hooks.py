@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import Data
+from ..data.sets import Data
 from ..events import Callback
 from ..schedules import Schedule
 

@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import DataConfig
-from .errors import LabkitError
-from .registry import Registry
+from ..config import DataConfig
+from ..errors import LabkitError
+from ..registry import Registry
 
 CIFAR = {
     "cifar10": {

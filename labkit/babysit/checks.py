@@ -1,6 +1,6 @@
 """Sanity checks before training (the lectures' babysitting recipe), each with its numbers and likely causes.
 
-    from labkit.checks import run_checks
+    from labkit.babysit.checks import run_checks
     report = run_checks(config)          # initial loss, regularization, overfit 20 images, LR range test
     print(report.text()); report.passed
 
@@ -43,16 +43,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config
-from .data import Data
-from .diagnosis.fixes import Fix, Option, changes_text, init_options
-from .diagnosis.fmt import round3
-from .errors import LabkitError
+from ..config import Config
+from ..data.sets import Data
+from ..diagnosis.fixes import Fix, Option, changes_text, init_options
+from ..diagnosis.fmt import round3
+from ..errors import LabkitError
 from .lr_finder import LRFinderResult, lr_range_test
-from .optimizers import build_optimizer, needs_closure
-from .precision import resolve_precision
-from .train import build_run_model
-from .train.step import TrainStep, set_lr
+from ..optimizers import build_optimizer, needs_closure
+from ..precision import resolve_precision
+from ..training import build_run_model
+from ..training.step import TrainStep, set_lr
 
 INITIAL_LOSS_BAND = (0.5, 3.0)  # pass when ln C * low <= initial loss <= ln C * high (see the module doc)
 STANDARD_WEIGHT_DECAY = 5e-4  # the regularization check's penalty when the config has none
@@ -377,9 +377,9 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
 
     lr_options: keyword arguments of lr_range_test (start, end, iters, smooth, diverge).
     """
-    from .data import load_data
+    from ..data.sets import load_data
     from .lr_finder import _check_args
-    from .train import own_threads
+    from ..training import own_threads
 
     t0 = time.perf_counter()
     cfg = config.copy().validate()

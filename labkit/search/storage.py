@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Config
-from .errors import LabkitError
-from .runs import pid_alive
-from .search_space import PRUNERS, SAMPLERS, Space
+from ..config import Config
+from ..errors import LabkitError
+from ..runs import pid_alive
+from .space import Space
 
 if TYPE_CHECKING:
     import optuna
@@ -173,7 +173,7 @@ def study_setup(study: "optuna.Study") -> SearchSetup:
     attr = study.user_attrs.get("labkit")
     if attr:
         return SearchSetup.from_attr(attr)
-    from .search_space import Param
+    from .space import Param
 
     dists: dict[str, Any] = {}
     for t in study.get_trials(deepcopy=False):

@@ -20,14 +20,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from .config import Config, config_paths, parse_value
-from .errors import LabkitError
-from .registry import Registry
+from ..config import Config, config_paths, parse_value
+from ..errors import LabkitError
+from ..registry import Registry
 
 if TYPE_CHECKING:  # optuna is imported lazily: the space is useful without it
     import optuna
 
-    from .search_storage import SearchSetup
+    from .storage import SearchSetup
 
 SYNTAX = ("the syntax is PATH=LO:HI (linear range), PATH=log:LO:HI (log-uniform range) or "
           "PATH=A,B,C (choices), e.g. optim.lr=log:1e-4:1e-1, model.dropout=0:0.5, "
