@@ -45,12 +45,13 @@ def with_flags(d: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..diagnosis import diagnose_run, has_alarms, report_text
+    from ..runlog import RunLog
     from ..runs import load_run
 
     d = resolve(args.run, args.runs)
     findings = diagnose_run(d)
     rec = load_run(d)
-    steps = max((int(r.get("step", 0)) for r in rec.metrics if r.get("kind") == "step"), default=0)
+    steps = RunLog.load(rec).last_step
     if args.json:
         print(json.dumps({"run": rec.id, "dir": str(d), "status": rec.status, "steps": steps,
                           "alarms": has_alarms(findings), "findings": [with_flags(f.to_dict()) for f in findings]},

@@ -1,27 +1,28 @@
-"""A run's metric rows, split by kind, with the numbers the finding checks share."""
+"""A run's record as the finding checks read it: built from the typed run log, with the numbers they share."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
 import numpy as np
 
 from ..config import Config
+from ..runlog import RunLog
 from .fmt import g, num
 
 
 class RunRows:
-    """The rows of one run (the dicts of metrics.jsonl), split by kind, as arrays where the checks want them."""
+    """One run for the checks: start/end/epochs as dicts, steps as arrays in step order (from a RunLog)."""
 
-    def __init__(self, metrics: Sequence[dict], config: Config | None):
+    def __init__(self, log: RunLog, config: Config | None):
+        log = log.snapshot()  # one consistent moment of a log that may still be growing
         self.config = config
-        self.start = next((r for r in metrics if r.get("kind") == "start"), None)
-        self.end = next((r for r in reversed(metrics) if r.get("kind") == "end"), None)
-        steps = sorted((r for r in metrics if r.get("kind") == "step"), key=lambda r: int(r.get("step", 0)))
-        self.step_no = np.array([int(r.get("step", 0)) for r in steps], dtype=int)
-        self.loss = np.array([num(r.get("loss")) for r in steps])
-        self.lr = np.array([num(r.get("lr")) for r in steps])
-        self.epochs = [r for r in metrics if r.get("kind") == "epoch"]
+        self.start = log.start.to_dict() if log.start is not None else None
+        self.end = log.end.to_dict() if log.end is not None else None
+        steps = log.steps
+        order = np.argsort(steps.step, kind="stable")
+        self.step_no = steps.step[order].astype(int)
+        self.loss = steps.loss[order].astype(float)
+        self.lr = steps.lr[order].astype(float)
+        self.epochs = [e.to_dict() for e in log.epochs]
         self.classes = int(self.start["classes"]) if self.start and self.start.get("classes") else None
         self.chance = 1.0 / self.classes if self.classes and self.classes > 1 else None
         self.ln_c = math.log(self.classes) if self.classes and self.classes > 1 else None

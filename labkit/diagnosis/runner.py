@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from ..config import Config
 from ..errors import LabkitError
 from ..probe_history import ProbeHistory
+from ..runlog import RunLog
 from .finding import Finding, sort_findings
 from .registry import FINDINGS, CheckResultT, FindingCheck
 from .rows import RunRows
@@ -83,18 +84,24 @@ def run_findings(ctx: Context, checks: Iterable[FindingCheck] | None = None) -> 
     return visible
 
 
-def diagnose(metrics: list[dict], probes: ProbeHistory | None = None, config: Config | None = None,
+def diagnose(run: RunLog | list[dict], probes: ProbeHistory | None = None, config: Config | None = None,
              model: Any = None, data: Any = None) -> list[Finding]:
-    """Findings about a run from its metric rows and probe history (alarms first), each with evidence and fixes.
+    """Findings about a run from its log (or metric rows) and probe history (alarms first), with evidence and fixes.
 
+    `run` is a RunLog (live or loaded; its probes and config are used unless given) or the rows of metrics.jsonl.
     `model` (with `data`: a labkit Data or an input batch) adds the unit-symmetry check on real outputs.
     Checks without enough data yet come back as "not_judged" info findings.
     """
-    if not isinstance(metrics, (list, tuple)):
-        raise LabkitError(f"metrics must be a list of metric rows (dicts), got {type(metrics).__name__}; "
-                          "use labkit.runs.read_metrics(run_dir)")
+    if isinstance(run, RunLog):
+        log = run
+        probes = probes if probes is not None else log.probes
+        config = config if config is not None else log.config
+    elif isinstance(run, (list, tuple)):
+        log = RunLog.from_rows([r for r in run if isinstance(r, dict)], config)
+    else:
+        raise LabkitError(f"run must be a RunLog or a list of metric rows (dicts), got {type(run).__name__}; "
+                          "use labkit.RunLog.load(run_dir)")
     if probes is not None and not isinstance(probes, ProbeHistory):
         raise LabkitError(f"probes must be a ProbeHistory, got {type(probes).__name__}; use labkit.probe_history.read_probes(run_dir)")
-    run = RunRows([r for r in metrics if isinstance(r, dict)], config)
     h = probes if probes is not None and len(probes) else None
-    return sort_findings(run_findings(Context(run, h, config, model, data)))
+    return sort_findings(run_findings(Context(RunRows(log, config), h, config, model, data)))

@@ -7,6 +7,8 @@ from typing import Any
 
 from ..config import Config
 from ..errors import LabkitError
+from ..runlog import RunLog
+from ..runs import load_run
 from .finding import Finding, not_judged, sort_findings
 from .runner import diagnose
 from .thresholds import PLOT_CURVES, PLOT_STATS
@@ -17,21 +19,17 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
 
     The symmetry check runs the model rebuilt from config.json and best.pt (or `model`/`data` when given).
     """
-    from ..probe_history import read_probes
-    from ..runs import load_run
-
     d = Path(run_dir)
     if not d.exists():
         raise LabkitError(f"run directory {d} does not exist; list runs with `labkit runs --out DIR`")
     if not d.is_dir():
         raise LabkitError(f"{d} is a file, not a run directory; pass the folder holding config.json and metrics.jsonl")
     rec = load_run(d)
-    rows = rec.metrics
-    if not rows:
+    log = RunLog.load(rec)
+    if not log.count:
         return [not_judged("run_end", "Nothing to diagnose yet",
                            f"{d / 'metrics.jsonl'} has no rows: the run has not reached its first step "
                            f"(status: {rec.status})", "diagnose again once it has taken some steps")]
-    probes = read_probes(d)
     cfg = rec.config
     notes: list[Finding] = []
     if model is None and cfg is not None and rec.checkpoint is not None:
@@ -42,11 +40,11 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
                                     f"rebuilding the model from config.json and best.pt failed: {type(e).__name__}: {e}",
                                     "the probe-based symmetry check still ran", PLOT_STATS))
             model = None
-    findings = diagnose(rows, probes, cfg, model=model, data=data)
+    findings = diagnose(log, None, cfg, model=model, data=data)
     if rec.status == "killed":
-        last = max((int(r.get("step", 0)) for r in rows if r.get("kind") == "step"), default=0)
+        last = log.last_step
         findings = [f for f in findings if f.values.get("check") != "run_end"]
-        total = next((r.get("total_steps") for r in rows if r.get("kind") == "start"), None)
+        total = log.total_steps
         notes.append(not_judged("run_end", "The run was killed",
                                 f"its process is gone after step {last}" + (f" of {total}" if total else "") +
                                 "; judged on what was recorded",

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import LabkitError
+from ..runlog import RunLog
 from .space import SAMPLERS, Param, Space
 from .storage import load_study, open_storage, study_setup
 
@@ -181,11 +182,12 @@ def trial_curves(study: Any, storage: Any = None, metric: str = "loss") -> dict[
         d = t.user_attrs.get("run_dir")
         if not d:
             continue
-        rows = read_metrics(d)
+        log = RunLog.from_rows(read_metrics(d))
         if metric == "val_acc":
-            pts = [(r["epoch"], r["val_acc"]) for r in rows if r.get("kind") == "epoch" and r.get("val_acc") is not None]
+            pts = [(e.epoch, e.val_acc) for e in log.epochs if e.val_acc is not None]
         else:
-            pts = [(r["epoch"], r["loss"]) for r in rows if r.get("kind") == "step"]
+            steps = log.steps
+            pts = list(zip(steps.epoch.tolist(), steps.loss.tolist()))
         out[t.number] = {"x": [p[0] for p in pts], "y": [p[1] for p in pts],
                          "running": t.state == TrialState.RUNNING,
                          "status": t.user_attrs.get("status", t.state.name.lower()), "params": dict(t.params)}

@@ -31,7 +31,7 @@ from ..events import EndEvent, Event, StartEvent
 from ..fields import FIELDS, value_text
 from ..plots.babysit import lr_range_plot
 from ..plots.training import run_figure
-from ..probe_history import ProbeHistory
+from ..runlog import RunLog
 from .live import png, png_image
 
 REFRESH_INTERVAL = 1.0  # seconds between live re-diagnoses (diagnose() on a few thousand rows takes milliseconds)
@@ -176,7 +176,7 @@ class DiagnosePanel:
                 except Exception as e:  # a diagnosis bug must not stop the views; say what it was
                     self.status.value = f"<span style='color:#a00'>could not diagnose: {html.escape(repr(e))}</span>"
                 else:
-                    self._show(gen, found, live.rows(), live.history(), live=not ended,
+                    self._show(gen, found, live.log.snapshot(), live=not ended,
                                source={"label": self.source.get("label", "this run"), "live": live})
             if ended:
                 return
@@ -203,27 +203,24 @@ class DiagnosePanel:
         self._spawn(self._diagnose_dir, gen, Path(run_dir), None, None, name="labkit-lab-diagnose-past")
 
     def _diagnose_dir(self, gen: int, run_dir: Path, model: Any, data: Any) -> None:
-        from ..probe_history import read_probes
-        from ..runs import load_run
-
         try:
             found = diagnose_run(run_dir, model=model, data=data)
-            rows, history = load_run(run_dir).metrics, read_probes(run_dir)
+            log = RunLog.load(run_dir)
         except LabkitError as e:
             if gen == self._gen:
                 self.status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
             return
-        self._show(gen, found, rows, history, live=False, source={"label": run_dir.name, "run_dir": str(run_dir)})
+        self._show(gen, found, log, live=False, source={"label": run_dir.name, "run_dir": str(run_dir)})
 
     # -- showing ----------------------------------------------------------------------------------------
-    def _show(self, gen: int, found: list[Finding], rows: list[dict], history: ProbeHistory, live: bool,
-              source: dict[str, Any]) -> None:
+    def _show(self, gen: int, found: list[Finding], log: RunLog, live: bool, source: dict[str, Any]) -> None:
         with self._lock:
             if gen != self._gen:
                 return  # a newer run or choice owns the cards
             self.findings = found
-            self.source = dict(source, rows=rows, history=history)
-            steps = sum(1 for r in rows if r.get("kind") == "step")
+            history = log.probes
+            self.source = dict(source, log=log)
+            steps = len(log.steps)
             alarms = sum(f.severity == "alarm" for f in found)
             warns = sum(f.severity == "warn" and f.code != "not_judged" for f in found)
             where = f"{html.escape(str(self.source.get('label', 'run')))}: {steps} steps, {len(history)} probe snapshots"
@@ -276,9 +273,9 @@ class DiagnosePanel:
         if i >= len(self.findings):
             return None
         f = self.findings[i]
-        rows, history = self.source.get("rows") or [], self.source.get("history")
+        log = self.source.get("log") or RunLog()
         self.plot_title.value = f"<i>drawing {html.escape(PLOT_NAMES.get(f.plot, f.plot))}...</i>"
-        fig = run_figure(f.plot, rows, history, str(self.source.get("label", "run")))
+        fig = run_figure(f.plot, log, log.probes, str(self.source.get("label", "run")))
         self.plot.value = png(fig, PLOT_DPI)
         self.plot_title.value = (f"<b>{html.escape(PLOT_NAMES.get(f.plot, f.plot))}</b> "
                                  f"<small>(for: {html.escape(f.title)})</small>")
