@@ -51,3 +51,13 @@ def cifar_config(run_store: Path) -> Config:
         "data.subset": 1000, "data.val_size": 200, "model.width": 16, "train.epochs": 1,
         "train.out": str(run_store), "train.threads": 1, "probe.every": 0, "train.tta": False,
     })
+
+
+def tiny_spirals(out, **over) -> Config:
+    """A ~1 s spirals run into `out`: 3 epochs of 9 steps, 1 epoch of warmup then onecycle, probes every 5 steps."""
+    base = {"data.dataset": "spirals", "model.kind": "mlp", "model.width": 16, "model.depth": 3,
+            "train.epochs": 3, "train.batch_size": 64, "data.points": 600, "data.val_size": 200,
+            "reg.label_smoothing": 0.0, "optim.weight_decay": 0.0, "train.out": str(out), "train.threads": 1,
+            "probe.every": 5, "schedule.warmup_epochs": 1.0}
+    base.update(over)
+    return Config().replace(**base)

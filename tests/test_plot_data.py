@@ -16,6 +16,7 @@ from matplotlib.collections import PathCollection, QuadMesh  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.patches import StepPatch  # noqa: E402
 
+from conftest import tiny_spirals  # noqa: E402
 from labkit import Config, load_run, schedule_curve, train  # noqa: E402
 from labkit.plots import (activation_histograms, activation_stats,  # noqa: E402
                           learning_curves, lr_curve, run_figures)
@@ -28,14 +29,7 @@ from labkit.search.analysis import bergstra_demo, demo_params  # noqa: E402
 EXACT = dict(rtol=1e-12, atol=0)
 
 
-def tiny(out, **over) -> Config:
-    """A ~1 s spirals run: 3 epochs of 9 steps, 1 epoch of warmup then onecycle, probes every 5 steps."""
-    base = {"data.dataset": "spirals", "model.kind": "mlp", "model.width": 16, "model.depth": 3,
-            "train.epochs": 3, "train.batch_size": 64, "data.points": 600, "data.val_size": 200,
-            "reg.label_smoothing": 0.0, "optim.weight_decay": 0.0, "train.out": str(out), "train.threads": 1,
-            "probe.every": 5, "schedule.warmup_epochs": 1.0}
-    base.update(over)
-    return Config().replace(**base)
+tiny = tiny_spirals
 
 
 @pytest.fixture(scope="module")

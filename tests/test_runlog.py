@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import tiny_spirals  # noqa: E402
 from labkit import Config, load_run, schedule_curve, train  # noqa: E402
 from labkit.events import EndEvent, EpochEvent, StartEvent, StepEvent  # noqa: E402
 from labkit.plots import learning_curves, lr_curve, run_figures  # noqa: E402
@@ -23,14 +24,7 @@ from labkit.runs import read_metrics  # noqa: E402
 from labkit.widgets.live import LiveViews  # noqa: E402
 
 
-def tiny(out, **over) -> Config:
-    """A ~1 s spirals run: 3 epochs of 9 steps, probes every 5 steps."""
-    base = {"data.dataset": "spirals", "model.kind": "mlp", "model.width": 16, "model.depth": 3,
-            "train.epochs": 3, "train.batch_size": 64, "data.points": 600, "data.val_size": 200,
-            "reg.label_smoothing": 0.0, "optim.weight_decay": 0.0, "train.out": str(out), "train.threads": 1,
-            "probe.every": 5, "schedule.warmup_epochs": 1.0}
-    base.update(over)
-    return Config().replace(**base)
+tiny = tiny_spirals
 
 
 @pytest.fixture(scope="module")
