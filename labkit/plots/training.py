@@ -18,6 +18,7 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
 from ..errors import LabkitError
 from ..probe_history import ProbeHistory
@@ -28,6 +29,18 @@ RUN_COLORS = colormaps["tab10"].colors
 UPDATE_BAND = (3e-4, 3e-3)  # the lectures' rule of thumb: update/weight ratio near 1e-3
 EMA_BLOCK = 64  # steps per block of the vectorized EMA
 
+
+
+def log_scale(ax, axis: str = "y") -> None:
+    """Make an axis logarithmic with its ticks labelled as plain numbers (0.01, 1e-05).
+
+    matplotlib's default log labels are mathtext (10^-2), whose layout is about half of the LR figure's drawing
+    time; the live views redraw these figures every few seconds while training runs on the same cores.
+    """
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(LogFormatter())
+    target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 def new_figure(height: float, width: float = WIDTH) -> Figure:
     """A Figure with constrained layout, not attached to pyplot."""
@@ -156,7 +169,7 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
                             ha="right", va="bottom", fontsize=8, color="0.3")
         ys = [ln.get_ydata() for ln in ax_loss.get_lines()]
         if ys and spans_decades(np.concatenate([np.asarray(y, dtype=float) for y in ys]), ratio=8):
-            ax_loss.set_yscale("log")
+            log_scale(ax_loss)
         ax_acc.set_ylim(-0.02, 1.02)
         style = [Line2D([], [], color="0.3", lw=1.8, label=f"train, per step (EMA {smooth:g})"),
                  Line2D([], [], color="0.3", marker="s", mfc="white", ls="none", label="train, epoch mean"),
@@ -220,7 +233,7 @@ def lr_curve(curves: RunLog | Mapping[str, Sequence[float] | RunLog], steps_per_
         empty_panel(axes[0], "no learning-rate values (the run took no steps)")
     axes[0].set(xlabel=unit, ylabel="learning rate", title="Learning rate" + (" (linear)" if log else ""))
     if log:
-        axes[1].set_yscale("log")
+        log_scale(axes[1])
         axes[1].set(xlabel=unit, ylabel="learning rate (log scale)", title="Learning rate (log)")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -354,7 +367,7 @@ def activation_stats(history: ProbeHistory | RunLog) -> Figure:
             stds.append(s)
             ax_std.plot(x, s, ":", color=c, lw=1.2)
     if spans_decades(np.concatenate(stds), ratio=20):
-        ax_std.set_yscale("log")
+        log_scale(ax_std)
     ax_mean.axhline(0, color="0.5", lw=0.8)
     ax_mean.set(ylabel="mean activation", title="Mean per layer (0 = zero-centred)")
     ax_std.set(ylabel="std of activations", title="Spread per layer (shrinking to 0 = collapse; flat = healthy)")
@@ -439,7 +452,7 @@ def gradient_updates(history: ProbeHistory | RunLog) -> Figure:
     for ax, what in ((ax_g, "gradient norm"), (ax_a, "gradient norm"), (ax_u, "update / weight")):
         vals = np.concatenate([ln.get_ydata() for ln in ax.get_lines()]) if ax.get_lines() else np.array([])
         if (np.asarray(vals, dtype=float) > 0).any():
-            ax.set_yscale("log")
+            log_scale(ax)
         else:
             ax.text(0.5, 0.5, f"no positive {what} values recorded", ha="center", transform=ax.transAxes, color="0.4")
         ax.grid(alpha=0.3, which="major")

@@ -85,7 +85,10 @@ class FigureView:
         reuse = self._layout is not None and self._layout[0] == key
         if reuse:
             _, positions, title_pos = self._layout
-            fig.set_layout_engine("none")
+            try:  # no engine at all: savefig then draws once (a placeholder engine still costs a layout pass)
+                fig.set_layout_engine(None)
+            except RuntimeError:  # a figure with a colorbar keeps a compatible placeholder
+                fig.set_layout_engine("none")
             for ax, pos in zip(fig.axes, positions):
                 ax.set_position(pos)
             if title_pos is not None and fig._suptitle is not None:
