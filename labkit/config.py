@@ -214,6 +214,22 @@ def add_validator(check: Callable[[Config], None]) -> Callable[[Config], None]:
     return check
 
 
+# The allowed values of a field are declared in labkit.fields, above this module; it plugs in the text a parse
+# error ends with ("allowed: (0, 1); fix: ..."), the same way the validator plugs in.
+_VALUE_HELP: list[Callable[[str, bool], str]] = []
+
+
+def add_value_help(describe: Callable[[str, bool], str]) -> Callable[[str, bool], str]:
+    """Register fn(path, fix) -> 'allowed: ...[; fix: ...]', appended to parse_value's errors (labkit.fields does)."""
+    _VALUE_HELP.append(describe)
+    return describe
+
+
+def _value_help(path: str, fix: bool) -> str:
+    texts = [t for t in (d(path, fix) for d in _VALUE_HELP) if t]
+    return "; " + "; ".join(texts) if texts else ""
+
+
 def config_paths() -> dict[str, type]:
     """Every settable `section.field` path and its type (search spaces and --set use this)."""
     out: dict[str, type] = {}
@@ -234,8 +250,8 @@ def _split_path(path: str) -> tuple[str, str]:
     return section, name
 
 
-def parse_value(text: str, typ: Any, path: str = "value") -> Any:
-    """Parse a command-line string to a config field's type, with a clear error."""
+def parse_value(text: str, typ: Any, path: str = "value", fix: bool = True) -> Any:
+    """Parse a command-line string to a config field's type; the error gives the allowed values (and the fix)."""
     t = str(typ)
     try:
         if typ is bool or t == "bool":
@@ -264,7 +280,7 @@ def parse_value(text: str, typ: Any, path: str = "value") -> Any:
         kind = {"bool": "true/false", "int": "an integer", "float": "a number"}.get(
             getattr(typ, "__name__", t), t
         )
-        raise LabkitError(f"{path}: cannot read {text!r} as {kind}") from None
+        raise LabkitError(f"{path}: cannot read {text!r} as {kind}{_value_help(path, fix)}") from None
 
 
 def _from_dict(cls: type, d: Any, prefix: str) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .activations import ACTIVATIONS
-from .config import Config, config_paths
+from .config import Config, add_value_help, config_paths
 from .data.sets import DATASETS, PREPROCESS
 from .errors import LabkitError
 from .initializers import INITIALIZERS
@@ -113,9 +113,29 @@ class Field:
         for v in (value if self.is_list else [value]):
             where = f"{self.path}[]" if self.is_list else self.path
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise LabkitError(f"{where}={v!r} is not a number; allowed: {self.range_text()}{self.hint}")
+                raise LabkitError(f"{where}={v!r} is not a number; {self.allowed_text()}")
             if not self.in_range(v):
-                raise LabkitError(f"{where}={v!r} is out of range; allowed: {self.range_text()}{self.hint}")
+                raise LabkitError(f"{where}={v!r} is out of range; {self.allowed_text()}")
+
+    def allowed_text(self, fix: bool = True) -> str:
+        """What an error appends: the allowed values and the fix, e.g. 'allowed: [0, 1); fix: --dropout X ...'."""
+        allowed = (f"allowed: {self.range_text()}{self.hint}" if self.is_range else
+                   f"allowed: {', '.join(self.choice_names())}" if self.choices is not None else "")
+        parts = [allowed] + ([f"fix: {self.fix_text()}"] if fix else [])
+        return "; ".join(p for p in parts if p)
+
+    def fix_text(self) -> str:
+        """How to give this field a good value: its flag (or --set), what is allowed, and the default as an example."""
+        how = f"{self.flag} X" if self.flag else f"--set {self.path}=X"
+        example = value_text(self.default)
+        if self.is_range:
+            each = "each item of X" if self.is_list else "X"
+            return f"{how} with {each} in {self.range_text()}, e.g. {example} (the default)"
+        if self.type is bool or str(self.type) == "bool":
+            return f"{how} with X true or false (default {example})"
+        if self.choices is not None:
+            return f"{how} with X one of the names above, e.g. {example} (the default)"
+        return f"{how} (default {example})"
 
     def widget_kind(self) -> str:
         """The widget the lab builds: the declared kind, else one from the type and choices."""
@@ -285,7 +305,7 @@ _declare("train.monitor", "early stopping and the best checkpoint watch this", c
 _declare("train.eval_batch_size", "batch size of evaluation", lo=1, hi=100000)
 _declare("train.test", "evaluate the best checkpoint on the test set at the end")
 _declare("train.tta", "evaluate images with their mirror image too (test-time augmentation)")
-_declare("train.out", "run store directory", flag="--out")
+_declare("train.out", "run store directory: each run writes a directory under it", flag="--runs")
 _declare("train.name", "a label for the run id", flag="--name")
 
 # -- probes -----------------------------------------------------------------------------------------------
@@ -294,6 +314,10 @@ _declare("probe.every", "probe snapshot every N steps (and at the first and last
 _declare("probe.pre_activation", "also record the inputs of each activation")
 _declare("probe.batch", "examples in the fixed probe batch", lo=1, hi=10000)
 _declare("probe.bins", "histogram bins per layer", lo=1, hi=1000)
+
+
+# Config.set's parse errors (labkit.config sits below this module) end with the field's allowed values and fix
+add_value_help(lambda path, fix: FIELDS[path].allowed_text(fix) if path in FIELDS else "")
 
 
 def get_field(path: str) -> Field:

@@ -38,7 +38,7 @@ def new_run_dir(out: str | os.PathLike, cfg: Config) -> Path:
             except FileExistsError:
                 continue
     except OSError as e:
-        raise LabkitError(f"cannot create a run directory under {out}: {e.strerror}; choose another --out") from None
+        raise LabkitError(f"cannot create a run directory under {out}: {e.strerror}; choose another --runs") from None
     raise LabkitError(f"too many runs named {base.name} under {out}; add --name")
 
 
@@ -61,7 +61,7 @@ class RunWriter:
                                                            "started": _now()})
             self._f = open(self.dir / "metrics.jsonl", "a", buffering=1)
         except OSError as e:
-            raise LabkitError(f"cannot write the run files in {self.dir}: {e.strerror}; free some space or choose another --out") from None
+            raise LabkitError(f"cannot write the run files in {self.dir}: {e.strerror}; free some space or choose another --runs") from None
 
     def __call__(self, event: Event) -> None:
         try:

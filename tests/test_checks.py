@@ -197,7 +197,7 @@ def test_run_checks_report(spirals_config):
 
 def test_cli_check_writes_pngs_and_exit_codes(tmp_path, capsys):
     out = tmp_path / "figs"
-    assert main(["check", *SPIRALS_FLAGS, "--lr-iters", "30", "--out", str(out), "--quiet"]) == 0
+    assert main(["check", *SPIRALS_FLAGS, "--lr-iters", "30", "--figs", str(out), "--quiet"]) == 0
     assert (out / "lr_range.png").stat().st_size > 10_000 and (out / "checks.png").stat().st_size > 10_000
     assert "all checks passed" in capsys.readouterr().out
     assert main(["check", *SPIRALS_FLAGS, "--init", "large", "--no-lr-test", "--quiet"]) == 1
@@ -270,11 +270,14 @@ def test_recipe_rejects_bad_budgets(spirals_config):
 
 def test_cli_recipe_runs_both_stages_and_rejects_bad_flags(run_store, capsys):
     common = [*SPIRALS_FLAGS, "--points", "300", "--val-size", "100", "--coarse-epochs", "1", "--fine-epochs", "1",
-              "--out", str(run_store), "--quiet"]
+              "--runs", str(run_store), "--quiet"]
     assert main(["recipe", *common, "--coarse-trials", "2", "--fine-trials", "1", "--center-lr", "0.05"]) == 0
     out = capsys.readouterr().out
     assert "coarse space (centre lr 0.05): optim.lr=log:0.005:1.5" in out and "fine: 1 trial(s)" in out
     assert "labkit train" in out and (run_store / "search.journal").exists()
+    # the recommended run keeps the probes (default every 25 steps): it can be diagnosed and plotted
+    command = out.strip().splitlines()[-1]
+    assert command.strip().startswith("labkit train") and "--probe-every" not in command
     assert main(["recipe", *common, "--center-lr", "0.05", "--lr-span", "3,1", "--study", "other"]) == 2
     assert "lr_span" in capsys.readouterr().err
 
@@ -286,3 +289,35 @@ def test_checks_leave_the_callers_rng_and_threads_alone(spirals_config):
     threads = torch.get_num_threads()
     run_checks(spirals_config.replace(**{"train.threads": 2}), lr_options={"iters": 10}, overfit_steps=5)
     assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == threads
+
+
+def _fake_stage(values: list[float], epochs: float):
+    """A stand-in for a finished study: completed trials with these scores (no training)."""
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    trials = [SimpleNamespace(number=i, state=TrialState.COMPLETE, value=v, params={"optim.lr": 0.01 * (i + 1)},
+                              user_attrs={"epochs": epochs}) for i, v in enumerate(values)]
+    return SimpleNamespace(study_name=f"fake-{epochs}", trials=trials, get_trials=lambda deepcopy=False: trials)
+
+
+@pytest.mark.parametrize("coarse,fine,stage,lr", [
+    ([0.5, 0.8], [0.7], "coarse", 0.02),  # equal budgets: the coarse stage's better trial wins
+    ([0.5, 0.7], [0.7], "fine", 0.01),    # a tie goes to the fine stage, which trained longer
+    ([0.9], [0.6, 0.95], "fine", 0.02),
+])
+def test_recipe_recommends_the_best_trial_of_either_stage(spirals_config, monkeypatch, coarse, fine, stage, lr):
+    import labkit.search.analysis as analysis
+    import labkit.search.run as search_run
+    from labkit.babysit.recipe import coarse_to_fine
+
+    studies = iter([_fake_stage(coarse, 2.0), _fake_stage(fine, 2.0)])
+    monkeypatch.setattr(search_run, "run_search", lambda *a, **k: next(studies))
+    monkeypatch.setattr(analysis, "border_warnings", lambda study: [])
+    monkeypatch.setattr(analysis, "refine", lambda study, top: None)
+    cfg = spirals_config.replace(**{"probe.every": 25})
+    r = coarse_to_fine(cfg, lr=0.05, coarse_trials=2, fine_trials=1, coarse_epochs=2, fine_epochs=2)
+    assert r.best_stage == stage and r.best_value == max(coarse + fine) and r.best_config.optim.lr == lr
+    assert r.best_config.probe.every == 25  # the trials ran without probes; the recommended run keeps them
+    assert f"({stage} stage)" in r.text()

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from labkit import Config, list_runs
-from labkit.cli import main
+from labkit.cli import build_parser, main
 
 QUICK = ["--data", "spirals", "--model", "mlp", "--epochs", "2", "--threads", "1", "--probe-every", "0",
          "--label-smoothing", "0", "--quiet"]
 
 
 def test_train_then_config_and_set_then_runs(run_store, capsys):
-    assert main(["train", *QUICK, "--out", str(run_store), "--lr", "0.02"]) == 0
+    assert main(["train", *QUICK, "--runs", str(run_store), "--lr", "0.02"]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "files:" in out
     (first,) = list_runs(run_store)
@@ -29,11 +29,13 @@ def test_train_then_config_and_set_then_runs(run_store, capsys):
     assert len(runs) == 2
     second = [r for r in runs if r.id != first.id][0]
     assert second.config == first.config.replace(**{"optim.lr": 0.05})
-    assert main(["runs", "--out", str(run_store)]) == 0
+    assert main(["runs", "--runs", str(run_store)]) == 0
     table = capsys.readouterr().out
     assert first.id in table and second.id in table and "completed" in table
     assert main(["runs", "--compare", str(first.dir), str(second.dir)]) == 0
-    assert "optim.lr" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "optim.lr" in table
+    assert first.id in table and second.id in table  # whole ids: cut from the left they could not be told apart
 
 
 def test_data_command_lists_directories(tmp_path, monkeypatch, capsys):
@@ -50,6 +52,11 @@ def test_data_command_lists_directories(tmp_path, monkeypatch, capsys):
     (["train", "--set", "optim.speed=3"], "unknown config path 'optim.speed'"),
     (["train", "--set", "optim.lr"], "expected PATH=VALUE"),
     (["train", "--subset", "60000"], "larger than the 49000 training images"),
+    (["train", "--dropout", "1.5"], "model.dropout=1.5 is out of range; allowed: [0, 1); fix: --dropout X with X in "
+                                    "[0, 1), e.g. 0 (the default)"),
+    (["train", "--set", "schedule.pct_start=abc"], "schedule.pct_start: cannot read 'abc' as a number; allowed: "
+                                                   "(0, 1); fix: --set schedule.pct_start=X with X in (0, 1), e.g. 0.25"),
+    (["train", "--batch-size", "big"], "allowed: [1, 65536]; fix: --batch-size X"),
 ])
 def test_bad_values_exit_2_with_one_line(argv, expect, capsys):
     assert main(argv) == 2
@@ -60,7 +67,7 @@ def test_bad_values_exit_2_with_one_line(argv, expect, capsys):
 
 def test_python_m_labkit_in_a_subprocess(run_store):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    ok = subprocess.run([sys.executable, "-m", "labkit", "train", *QUICK, "--out", str(run_store)],
+    ok = subprocess.run([sys.executable, "-m", "labkit", "train", *QUICK, "--runs", str(run_store)],
                         capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "completed" in ok.stdout
@@ -68,3 +75,77 @@ def test_python_m_labkit_in_a_subprocess(run_store):
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "unknown optimizer 'adamax'" in bad.stderr
+
+
+# -- one flag convention: --runs is the run store, --figs a figure folder; the old --out still works -----------------
+
+def test_runs_names_the_run_store_in_every_command(tmp_path):
+    store = str(tmp_path / "store")
+    parse = build_parser().parse_args
+    spirals = ["--data", "spirals", "--model", "mlp"]
+    assert parse(["train", *spirals, "--runs", store]).cfg_train__out == store
+    assert parse(["runs", "--runs", store]).runs == store
+    assert parse(["search", "--space", "optim.lr=log:1e-3:1", "--runs", store]).cfg_train__out == store
+    assert parse(["recipe", "--runs", store]).cfg_train__out == store
+    assert parse(["diagnose", "x", "--runs", store]).runs == store
+    assert parse(["lab", "--runs", store]).runs == store
+    figs = str(tmp_path / "figs")
+    assert parse(["plot", "run", "--figs", figs]).figs == figs
+    assert parse(["demo", "init", "--figs", figs]).figs == figs
+    assert parse(["check", "--figs", figs]).figs == figs
+    assert parse(["search", "--report", "s", "--figs", figs]).figs == figs
+    assert parse(["demo", "init"]).figs == "demos"  # the default stands when the old spelling is not used
+
+
+def test_old_out_still_works_with_a_note(run_store, tmp_path, capsys):
+    assert main(["train", *QUICK, "--out", str(run_store)]) == 0
+    captured = capsys.readouterr()
+    assert "--out is deprecated here; use --runs (the run store)" in captured.err
+    (run,) = list_runs(run_store)
+    assert main(["runs", "--out", str(run_store)]) == 0
+    captured = capsys.readouterr()
+    assert run.id in captured.out and "use --runs" in captured.err
+    assert main(["plot", str(run.dir), "--out", str(tmp_path / "png")]) == 0
+    assert "use --figs (the figure folder)" in capsys.readouterr().err
+    assert (tmp_path / "png" / "learning_curves.png").exists()
+
+
+# -- your own images: the whole folder unless --subset says otherwise ----------------------------------------------
+
+def image_folder(root: Path, classes: int = 3, per_class: int = 20) -> Path:
+    """An ImageFolder of small PNGs (60 by default)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def test_a_folder_of_images_trains_on_all_of_them(tmp_path, run_store, capsys):
+    imgs = image_folder(tmp_path / "imgs")
+    flags = ["--data", "folder", "--folder", str(imgs), "--epochs", "1", "--width", "8", "--threads", "1",
+             "--probe-every", "0", "--quiet", "--runs", str(run_store)]
+    assert main(["train", *flags, "--json"]) == 0, capsys.readouterr().err
+    (run,) = list_runs(run_store)
+    assert run.config.data.subset == 0  # 60 images: 12 test, 6 validation, 42 trained on
+    assert run.rows("start")[0]["train_size"] == 42
+    assert main(["train", *flags, "--subset", "20"]) == 0  # told otherwise: 20 of them
+    assert sorted(r.config.data.subset for r in list_runs(run_store)) == [0, 20]
+
+
+def test_missing_data_is_one_line_and_leaves_no_run(tmp_path, monkeypatch, run_store, capsys):
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    missing = ["--data", "cifar100", "--set", "data.download=false", "--runs", str(run_store)]
+    assert main(["train", *missing]) == 2
+    err = capsys.readouterr().err
+    assert "cifar100 not found" in err and str(tmp_path / "nowhere") in err
+    # a search or recipe would leave one failed run per trial: they look before the first trial too
+    assert main(["search", "--space", "optim.lr=log:1e-3:1", "--trials", "2", *missing]) == 2
+    assert main(["recipe", "--center-lr", "0.1", *missing]) == 2
+    assert capsys.readouterr().err.count("cifar100 not found") == 2
+    assert [p.name for p in run_store.iterdir()] in ([], ["search.journal"])

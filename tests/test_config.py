@@ -124,3 +124,23 @@ def test_subset_too_large():
 
 def test_defaults_validate():
     assert Config().validate() == Config()
+
+
+def test_out_of_range_errors_say_how_to_fix():
+    with pytest.raises(LabkitError) as e:
+        Config().replace(**{"model.dropout": 1.5}).validate()
+    assert str(e.value) == ("model.dropout=1.5 is out of range; allowed: [0, 1); fix: --dropout X with X in [0, 1), "
+                            "e.g. 0 (the default)")
+    with pytest.raises(LabkitError, match=r"fix: --set schedule.milestones=X with each item of X in \(0, 1\)"):
+        Config().replace(**{"schedule.milestones": [1.5]}).validate()
+
+
+def test_unreadable_values_say_the_allowed_range_and_the_fix():
+    with pytest.raises(LabkitError) as e:
+        Config().set("schedule.pct_start", "abc")
+    assert str(e.value) == ("schedule.pct_start: cannot read 'abc' as a number; allowed: (0, 1); fix: "
+                            "--set schedule.pct_start=X with X in (0, 1), e.g. 0.25 (the default)")
+    with pytest.raises(LabkitError, match=r"cannot read 'maybe' as true/false; fix: --flip X with X true or false"):
+        Config().set("reg.flip", "maybe")
+    with pytest.raises(LabkitError, match=r"cannot read '2.5' as an integer; allowed: \[1, 65536\]; fix: --batch-size X"):
+        Config().set("train.batch_size", "2.5")

@@ -10,7 +10,8 @@ import torch
 
 from labkit import LabkitError
 from labkit.config import DataConfig
-from labkit.data import find_cifar, load_cifar_arrays, load_data, stratified_indices, train_size_of
+from labkit.data import (default_subset, ensure_available, find_cifar, load_cifar_arrays, load_data,
+                         stratified_indices, train_size_of)
 
 from conftest import cifar_dir, needs_cifar
 
@@ -148,3 +149,28 @@ def test_points(name):
     assert d.kind == "points" and d.train_x.shape == (400, 2) and d.train_x.dtype == torch.float32
     assert d.num_classes == 2 and torch.bincount(d.train_y).min() > 100
     assert torch.allclose(d.to_input(d.train_x).mean(0), torch.zeros(2), atol=1e-4)
+
+
+def test_a_folder_is_used_whole_by_default_while_cifar_takes_5000():
+    assert default_subset("folder") == 0 and default_subset("cifar10") == 5000 == DataConfig().subset
+    assert default_subset("spirals") == 5000  # not read by the 2-D sets
+
+
+def test_ensure_available_finds_the_data_before_anything_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(LabkitError, match="cifar100 not found"):
+        ensure_available(DataConfig(dataset="cifar100", download=False))
+    with pytest.raises(LabkitError, match="does not exist"):
+        ensure_available(DataConfig(dataset="folder", folder=str(tmp_path / "none")))
+    ensure_available(DataConfig(dataset="spirals"))  # generated: nothing to find
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((8, 8, 3), 20 * i, dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    ensure_available(DataConfig(dataset="folder", folder=str(tmp_path / "imgs"), subset=0))
+    # 20 images: 4 test, 2 validation, 14 to train on; a subset beyond that is found out here, not after the run began
+    with pytest.raises(LabkitError, match="data.subset=15 is larger than the 14 training images"):
+        ensure_available(DataConfig(dataset="folder", folder=str(tmp_path / "imgs"), subset=15))

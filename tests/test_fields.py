@@ -227,3 +227,17 @@ def test_relevance_follows_the_optimizer_and_schedule_entries():
         assert not relevant("schedule.min_lr", **{**chosen, "schedule": "test_shape"})
     finally:
         SCHEDULES._entries.pop("test_shape")
+
+
+def test_the_run_store_flag_is_runs_and_command_line_uses_it():
+    assert FIELDS["train.out"].flag == "--runs"
+    assert command_line(Config().replace(**{"train.out": "my runs"})) == "labkit train --runs 'my runs'"
+
+
+@pytest.mark.parametrize("path", RANGED)
+def test_every_range_error_names_its_fix(path):
+    f = FIELDS[path]
+    text = f.allowed_text()
+    assert text.startswith(f"allowed: {f.range_text()}") and "; fix: " in text
+    assert (f.flag or f"--set {path}=X") in text and f"e.g. {value_text(f.default)} (the default)" in text
+    assert "fix:" not in f.allowed_text(fix=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,6 +147,17 @@ def test_border_warning_fires_only_at_a_border():
     low_dropout = _fake_study([(0.003, 0.11, 0.9), (0.01, 0.4, 0.5)], space)
     w = border_warnings(low_dropout)
     assert len(w) == 1 and "model.dropout" in w[0] and "bottom 10%" in w[0]
+    assert "(at 2% from low to high on a linear scale)" in w[0]  # 0.11 in 0.1..0.5: near the bottom, said so
+
+
+def test_border_warning_positions_agree_with_the_end_they_name():
+    space = Space.parse(["optim.lr=log:0.01292:3.875", "model.dropout=0.1:0.5"])
+    low = _fake_study([(0.0162, 0.3, 0.9), (0.5, 0.3, 0.5)], space)  # 4% of the way up on a log scale
+    (w,) = border_warnings(low)
+    assert "in the bottom 10% of log:0.01292:3.875 (at 4% from low to high on a log scale)" in w
+    high = _fake_study([(3.2, 0.3, 0.9), (0.5, 0.3, 0.5)], space)
+    (w,) = border_warnings(high)
+    assert "in the top 10% of log:0.01292:3.875 (at 97% from low to high on a log scale)" in w
     # a best value at a hard limit (dropout 0) cannot be widened: no warning
     hard = _fake_study([(0.003, 0.0, 0.9)], Space.parse(["optim.lr=log:1e-4:1e-1", "model.dropout=0:0.5"]))
     assert border_warnings(hard) == []
@@ -245,7 +257,7 @@ def test_kill_9_of_a_worker_loses_no_finished_trial_and_rerun_resumes(tmp_path):
     journal, runs = tmp_path / "search.journal", tmp_path / "runs"
     cmd = [sys.executable, "-m", "labkit", "search", "--space", "optim.lr=log:1e-3:1e-1", "--data", "spirals",
            "--model", "mlp", "--points", "8000", "--batch-size", "8", "--epochs", "2", "--label-smoothing", "0",
-           "--set", "train.test=false", "--trials", "6", "--workers", "2", "--study", "k", "--out", str(runs),
+           "--set", "train.test=false", "--trials", "6", "--workers", "2", "--study", "k", "--runs", str(runs),
            "--storage", str(journal), "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
@@ -305,7 +317,7 @@ def test_cli_report_and_refine(tmp_path, capsys):
     from labkit.cli import main
 
     runs = tmp_path / "runs"
-    common = ["--data", "spirals", "--model", "mlp", "--epochs", "1", "--threads", "1", "--out", str(runs), "--quiet"]
+    common = ["--data", "spirals", "--model", "mlp", "--epochs", "1", "--threads", "1", "--runs", str(runs), "--quiet"]
     assert main(["search", "--space", "optim.lr=log:1e-3:1", "--space", "model.dropout=0:0.5", "--trials", "5",
                  "--study", "coarse", *common]) == 0
     assert main(["search", "--refine", "coarse", "--top", "3", "--trials", "2", "--study", "fine", *common]) == 0
@@ -313,9 +325,13 @@ def test_cli_report_and_refine(tmp_path, capsys):
     assert "refined from coarse (top 3): optim.lr=log:" in text and "study fine: 2 trials" in text
     fine = load_study("fine", str(runs / "search.journal"))
     assert fine.user_attrs["labkit"]["base"]["train"]["epochs"] == 1.0
-    assert main(["search", "--report", "coarse,fine", "--out", str(tmp_path / "figs"),
-                 "--set", f"train.out={runs}"]) == 0
+    assert main(["search", "--report", "coarse,fine", "--figs", str(tmp_path / "figs"), "--runs", str(runs)]) == 0
     assert (tmp_path / "figs" / "coarse-scores.png").exists() and (tmp_path / "figs" / "best-so-far.png").exists()
+    capsys.readouterr()
+    # the old spelling: --out was the figure folder of --report (the run store then came from --set train.out=)
+    assert main(["search", "--report", "coarse", "--out", str(tmp_path / "old"), "--set", f"train.out={runs}"]) == 0
+    assert "--out is deprecated here; use --figs" in capsys.readouterr().err
+    assert (tmp_path / "old" / "coarse-scores.png").exists()
     assert main(["search", "--space", "optim.lr=1:2:3", *common]) == 2
     assert "syntax is" in capsys.readouterr().err
 
@@ -338,3 +354,12 @@ def test_search_tab_builds_the_space_runs_and_stops(tmp_path):
     tab.wait(60)
     assert "3 finished" in tab.status.value and tab.scores.value[:4] == b"\x89PNG"
     assert "study lab: 3 trials" in tab.table.value
+
+
+def test_bergstra_table_columns_line_up_at_every_budget():
+    from labkit.search import bergstra_demo
+
+    lines = bergstra_demo(budgets=(4, 9, 100), repeats=5).table().splitlines()[1:]
+    assert "10x10" in lines[-1] and len({len(line) for line in lines}) == 1  # every row as wide as the header
+    ends = lambda line: [m.end() for m in re.finditer(r"\S+", line)]  # noqa: E731  right-aligned columns
+    assert all(ends(line) == ends(lines[0]) for line in lines)

@@ -137,3 +137,16 @@ def test_precision_is_validated_resolved_and_recorded(spirals_config):
     # bfloat16 keeps 8 bits of mantissa: the runs differ, but both learn the spirals past chance
     assert run.summary["final"]["val_acc"] > 0.6 and fp32.summary["final"]["val_acc"] > 0.6
     assert run.summary["final"]["val_loss"] != fp32.summary["final"]["val_loss"]
+
+
+def test_missing_data_in_the_foreground_leaves_no_failed_run(tmp_path, monkeypatch, run_store):
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = Config().replace(**{"data.dataset": "cifar100", "data.download": False, "train.out": str(run_store)})
+    with pytest.raises(LabkitError, match="cifar100 not found"):
+        train(cfg)
+    assert list(run_store.iterdir()) == []
+    # in the background the caller is not kept waiting for the data: the failure is the run's, kept with its message
+    run = train(cfg, background=True).wait(60)
+    assert run.status == "failed" and "cifar100 not found" in run.message
+    assert json.loads((run.dir / "summary.json").read_text())["status"] == "failed"

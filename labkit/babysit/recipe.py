@@ -18,8 +18,10 @@ Decisions a user should know:
 - Both stages are ordinary `run_search` studies named STUDY-coarse and
   STUDY-fine in `storage` (a journal under `out` when workers > 1, as
   run_search does), so `labkit search --report` plots them and rerunning
-  resumes them. The best config is the fine stage's best trial (the coarse
-  stage's when no fine trial completed).
+  resumes them. The best config is the best trial of either stage by
+  validation accuracy, with the epochs it was trained for (a tie goes to the
+  fine stage, which trained longer), and the config's own probe setting: the
+  trials run without probes, the recommended run keeps them for diagnosis.
 """
 from __future__ import annotations
 
@@ -183,10 +185,11 @@ def coarse_to_fine(
         fine = run_search(fine_base, fine_space, trials=fine_trials, study=f"{study}-fine", **common)
 
     best_config, best_value, stage = None, None, None
-    for st, s, sp, epochs in (("fine", fine, fine_space, fine_epochs), ("coarse", coarse, space, coarse_epochs)):
-        t = _best_trial(s) if s is not None else None
-        if t is not None:
-            best_config = base.replace(**{**t.params, "train.epochs": float(epochs), "train.steps": 0}).validate()
-            best_value, stage = float(t.value), st
-            break
+    # listed fine first: max() keeps the first of equal scores, and the fine stage trained longer
+    candidates = [(st, t, epochs) for st, s, epochs in (("fine", fine, fine_epochs), ("coarse", coarse, coarse_epochs))
+                  if s is not None and (t := _best_trial(s)) is not None]
+    if candidates:
+        stage, t, epochs = max(candidates, key=lambda c: c[1].value)
+        best_config = base.replace(**{**t.params, "train.epochs": float(epochs), "train.steps": 0}).validate()
+        best_value = float(t.value)
     return RecipeResult(result, float(lr), space, fine_space, coarse, fine, best_config, best_value, stage, warnings)

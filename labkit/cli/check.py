@@ -1,7 +1,7 @@
 """`labkit check`: the pre-training sanity checks and the LR range test, as a readable report.
 
     labkit check                                   # the default CIFAR-10 recipe
-    labkit check --data spirals --model mlp --init large --out figs/
+    labkit check --data spirals --model mlp --init large --figs figs/
     labkit check --lr-start 1e-6 --lr-end 1 --lr-iters 60 --json
 
 Exit status: 0 when every check passes, 1 when one fails, 2 for a usage error.
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_config_flags, config_from_args
+from .common import add_config_flags, add_renamed, config_from_args
 from .diagnose import flags_for, with_flags
 
 
@@ -22,8 +22,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         "check", help="sanity checks before training (initial loss, overfit 20 images) and the LR range test",
         description="Check a config before training it: the initial loss against ln C with regularization off, "
                     "that regularization raises it, that the model overfits 20 images to 100% training accuracy, "
-                    "and the LR range test with its suggestions. With --out, --out is the folder for "
-                    "lr_range.png and checks.png (no run is written).",
+                    "and the LR range test with its suggestions. --figs DIR writes lr_range.png and checks.png "
+                    "there (no run is written).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     g = p.add_argument_group("checks")
     g.add_argument("--lr-start", type=float, default=1e-7, help="LR range test: first learning rate (default 1e-7)")
@@ -34,16 +34,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--overfit-steps", type=int, default=300, help="steps allowed to reach 100%% (default 300)")
     g.add_argument("--json", action="store_true", help="print the report as JSON")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
-    add_config_flags(p)
+    g.add_argument("--figs", metavar="DIR", help="write checks.png and lr_range.png into DIR")
+    add_renamed(g, "--out", "--figs", "figs", "the figure folder")
+    add_config_flags(p, old_out=False)  # this command's old --out was its figure folder
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..babysit.checks import run_checks
 
-    # in this command --out names the figure folder; nothing is written to a run store
-    figs = args.cfg_train__out
-    args.cfg_train__out = None
+    figs = args.figs
     cfg = config_from_args(args)
     say = None if (args.quiet or args.json) else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
     report = run_checks(cfg, lr_test=not args.no_lr_test, overfit_images=args.overfit_images,

@@ -9,6 +9,7 @@ from ..errors import LabkitError
 from ..initializers import INITIALIZERS
 from ..optimizers import OPTIMIZERS
 from ..schedules import SCHEDULES
+from .common import add_renamed
 
 
 def _names(text: str | None, valid: list[str], what: str) -> list[str] | None:
@@ -28,7 +29,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     demos = p.add_subparsers(dest="demo", metavar="DEMO")
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--out", metavar="DIR", default="demos", help="where to write the PNG (default: demos)")
+        q.add_argument("--figs", metavar="DIR", default="demos", help="where to write the PNG (default: demos)")
+        add_renamed(q, "--out", "--figs", "figs", "the figure folder")
         q.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
         q.add_argument("--seed", type=int, default=0, help="random seed")
 
@@ -76,7 +78,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 def _save(fig, args: argparse.Namespace, name: str) -> int:
     from .plot import save_figures
 
-    for path in save_figures({name: fig}, Path(args.out), args.dpi):
+    for path in save_figures({name: fig}, Path(args.figs), args.dpi):
         print(path)
     return 0
 

@@ -33,7 +33,7 @@ def resolve(run: str, runs: str = "runs") -> Path:
     if under.is_dir():
         return under
     raise LabkitError(f"no run directory {run!r} (nor {under}); pass a run directory or a run id listed by "
-                      f"`labkit runs --out {runs}`")
+                      f"`labkit runs --runs {runs}`")
 
 
 def with_flags(d: dict[str, Any]) -> dict[str, Any]:

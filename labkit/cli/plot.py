@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import LabkitError
+from .common import add_renamed
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +13,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                        description="Write every figure of a run directory as PNG files: learning curves, the LR, "
                                    "activation histograms and statistics, gradients and update ratios.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds config.json / metrics.jsonl)")
-    p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR/plots)")
+    p.add_argument("--figs", metavar="DIR", help="where to write the PNGs (default: RUN_DIR/plots)")
+    add_renamed(p, "--out", "--figs", "figs", "the figure folder")
     p.add_argument("--dpi", type=int, default=100, help="resolution (default 100: notebook width is 1000 px)")
     p.set_defaults(func=run)
 
@@ -22,7 +24,7 @@ def save_figures(figs: dict, out: Path, dpi: int = 100) -> list[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise LabkitError(f"cannot create {out}: {e.strerror}; choose another --out") from None
+        raise LabkitError(f"cannot create {out}: {e.strerror}; choose another --figs") from None
     paths = []
     for name, fig in figs.items():
         path = out / f"{name}.png"
@@ -38,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise LabkitError(f"run directory {run_dir} does not exist; list runs with `labkit runs`")
     figs = run_figures(run_dir)
-    for path in save_figures(figs, Path(args.out) if args.out else run_dir / "plots", args.dpi):
+    for path in save_figures(figs, Path(args.figs) if args.figs else run_dir / "plots", args.dpi):
         print(path)
     return 0

@@ -1,10 +1,10 @@
 """`labkit recipe`: the coarse-to-fine recipe: LR range test, short coarse search, longer refine stage.
 
     labkit recipe --subset 5000 --coarse-trials 12 --fine-trials 6 --workers 2
-    labkit recipe --data spirals --model mlp --coarse-epochs 2 --fine-epochs 10 --out runs/
-    labkit search --report recipe-coarse,recipe-fine --out figs/     # plots of both stages
+    labkit recipe --data spirals --model mlp --coarse-epochs 2 --fine-epochs 10 --runs runs/
+    labkit search --report recipe-coarse,recipe-fine --figs figs/     # plots of both stages
 
-Both stages are studies in <out>/search.journal (or --storage), named STUDY-coarse and STUDY-fine;
+Both stages are studies in RUNS/search.journal (or --storage), named STUDY-coarse and STUDY-fine;
 rerunning the same command resumes them.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import signal
 import threading
 
+from ..data.sets import ensure_available
 from ..errors import LabkitError
 from .common import add_config_flags, config_from_args
 
@@ -30,7 +31,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "recipe", help="coarse-to-fine search from the LR range test (coarse 1-5 epochs, fine 10-20 epochs)",
         description="Run the LR range test on the config, search lr (log range around the suggestion) and weight "
                     "decay in short coarse trials, then refine around the best coarse trials with longer ones. "
-                    "--out is the run store of the trials.",
+                    "--runs is the run store of the trials.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     g = p.add_argument_group("recipe")
     g.add_argument("--coarse-trials", type=int, default=12, help="coarse stage budget (default 12)")
@@ -47,7 +48,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr-iters", type=int, default=100, help="LR range test: steps")
     g.add_argument("--sampler", default="random", help="random, grid or tpe (both stages)")
     g.add_argument("--study", default="recipe", help="study name prefix: STUDY-coarse and STUDY-fine")
-    g.add_argument("--storage", default=None, help="journal file or database URL (default: <out>/search.journal)")
+    g.add_argument("--storage", default=None, help="journal file or database URL (default: RUNS/search.journal)")
     g.add_argument("--quiet", action="store_true", help="no line per trial")
     g.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     add_config_flags(p)
@@ -58,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from ..babysit.recipe import coarse_to_fine
     from ..search.storage import default_journal, describe
 
+    # the trials run without probes (coarse_to_fine switches them off); the recommended command keeps the
+    # config's probes, so the run it trains can be diagnosed and plotted
     base = config_from_args(args)
-    if args.cfg_probe__every is None and not args.config:
-        base.probe.every = 0  # searches want scores; probes only when asked for
+    ensure_available(base.data)  # missing data: one error now, not a failed run directory per trial
     span = _floats(args.lr_span)
     if len(span) != 2:
         raise LabkitError(f"--lr-span {args.lr_span!r}: give two factors LOW,HIGH, e.g. 0.1,30")

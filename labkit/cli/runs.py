@@ -5,11 +5,13 @@ import argparse
 import json
 
 from ..runs import compare, list_runs, load_run
+from .common import add_renamed
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list past runs; --compare RUN RUN ... shows how their configs differ")
-    p.add_argument("--out", default="runs", help="run store directory (default: runs)")
+    p.add_argument("--runs", dest="runs", default="runs", metavar="DIR", help="run store directory (default: runs)")
+    add_renamed(p, "--out", "--runs", "runs", "the run store")
     p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="show the config fields that differ between runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -19,6 +21,13 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def compare_table(ids: list[str], diff: dict[str, list]) -> str:
+    """The fields that differ, one row each, one column per run headed by its full id (ids differ at the end)."""
+    rows = [["field", *ids]] + [[k, *(str(v) for v in vals)] for k, vals in diff.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.compare:
         runs = [load_run(d) for d in args.compare]
@@ -26,18 +35,16 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"runs": [r.id for r in runs], "differences": diff}, indent=2))
             return 0
-        print("field".ljust(28) + "".join(r.id[-28:].ljust(30) for r in runs))
-        for k, vals in diff.items():
-            print(k.ljust(28) + "".join(str(v).ljust(30) for v in vals))
+        print(compare_table([r.id for r in runs], diff))
         if not diff:
             print("(the configs are identical)")
         return 0
-    runs = list_runs(args.out)
+    runs = list_runs(args.runs)
     if args.json:
         print(json.dumps([{"id": r.id, "dir": str(r.dir), "status": r.status, **r.summary} for r in runs], indent=2, default=str))
         return 0
     if not runs:
-        print(f"no runs under {args.out}/ yet; start one with `labkit train`")
+        print(f"no runs under {args.runs}/ yet; start one with `labkit train`")
         return 0
     cols = ["run", "status", "epochs", "train_acc", "val_acc", "test_acc", "seconds"]
     width = max(len(r.id) for r in runs) + 2

@@ -4,8 +4,8 @@
         --sampler random --trials 24 --epochs 3 --subset 5000 --workers 2 --study coarse
     labkit search --refine coarse --top 5 --trials 12 --epochs 15 --study fine
     labkit search --storage postgresql://user@host/db --study shared ...
-    labkit search --report coarse --out figs/
-    labkit search --demo --out figs/
+    labkit search --report coarse --figs figs/
+    labkit search --demo --figs figs/
 """
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ import threading
 from pathlib import Path
 
 from ..config import Config
+from ..data.sets import ensure_available
 from ..errors import LabkitError
 from ..search.space import PRUNERS, SAMPLERS
-from .common import add_config_flags, apply_args, config_from_args
+from .common import add_config_flags, apply_args, config_from_args, note_renamed
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search", help="hyperparameter search on Optuna (random, grid, TPE; coarse to fine)",
         description="Search hyperparameters: each trial is an ordinary labkit run. Studies live in a journal file "
-                    "under the run store (--out, default runs/search.journal) unless --storage gives a database URL; "
-                    "rerunning the same command resumes the study.",
+                    "under the run store (--runs, default runs/search.journal) unless --storage gives a database "
+                    "URL; rerunning the same command resumes the study. --figs is where --report and --demo write "
+                    "their figures.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     g = p.add_argument_group("search")
     g.add_argument("--space", action="append", default=[], metavar="SPEC",
@@ -37,15 +39,18 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--workers", type=int, default=1, help="worker processes, each with its share of the cores")
     g.add_argument("--study", default="search", help="study name (rerun the same name to resume)")
     g.add_argument("--storage", default=None,
-                   help="journal file path or database URL (default: <out>/search.journal)")
+                   help="journal file path or database URL (default: RUNS/search.journal, RUNS from --runs)")
     g.add_argument("--pruner", default="none",
                    help=f"stop poor trials early on val_acc per epoch: {', '.join(PRUNERS.names())}")
     g.add_argument("--grid-points", type=int, default=None, help="grid: points per range (default: what fits --trials)")
     g.add_argument("--search-seed", type=int, default=0, help="seed of the samplers")
     g.add_argument("--refine", metavar="STUDY", help="coarse to fine: search a narrower space around STUDY's top trials")
     g.add_argument("--top", type=int, default=5, help="with --refine: how many top trials set the new ranges")
-    g.add_argument("--report", metavar="STUDY", help="write plots of STUDY (comma list to compare) into --out and "
+    g.add_argument("--report", metavar="STUDY", help="write plots of STUDY (comma list to compare) into --figs and "
                                                      "print its table and border warnings")
+    g.add_argument("--figs", metavar="DIR", default=None, help="with --report or --demo: the figure folder (default: figs)")
+    # the old --out: the run store when searching, the figure folder with --report/--demo (resolved in run)
+    g.add_argument("--out", dest="old_out", metavar="DIR", default=None, help=argparse.SUPPRESS)
     g.add_argument("--demo", action="store_true",
                    help="Bergstra & Bengio's random-vs-grid demonstration on a synthetic objective (instant)")
     g.add_argument("--repeats", type=int, default=500, help="with --demo: repeats per budget")
@@ -55,15 +60,30 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     g.add_argument("--worker-count", type=int, default=1, help=argparse.SUPPRESS)
     g.add_argument("--cpus", default="", help=argparse.SUPPRESS)
-    add_config_flags(p)
+    add_config_flags(p, old_out=False)
     p.set_defaults(func=run)
 
 
 def _store(args: argparse.Namespace) -> str:
-    # the run store: --out, else the --config file's, else the default
+    # the run store: --runs (or --set train.out=), else the --config file's, else the default
     if getattr(args, "cfg_train__out", None):
         return args.cfg_train__out
+    for item in args.set or []:
+        if item.split("=", 1)[0].strip() == "train.out":
+            return item.split("=", 1)[1].strip()
     return Config.load(args.config).train.out if args.config else Config().train.out
+
+
+def _resolve_old_out(args: argparse.Namespace) -> None:
+    # the old --out meant the figure folder for --report/--demo and the run store otherwise; map it, with a note
+    if args.old_out is None:
+        return
+    if args.report or args.demo:
+        note_renamed("--out", "--figs", "the figure folder")
+        args.figs = args.figs or args.old_out
+    else:
+        note_renamed("--out", "--runs", "the run store")
+        args.cfg_train__out = args.cfg_train__out or args.old_out
 
 
 def _apply_flags(cfg: Config, args: argparse.Namespace) -> Config:
@@ -78,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         cpus = [int(c) for c in args.cpus.split(",") if c.strip()]
         return search.worker_main(args.storage, args.study, args.worker_index, args.worker_count, cpus,
                                   progress=not args.quiet)
+    _resolve_old_out(args)
     if args.demo:
         return _demo(args)
     if args.report:
@@ -119,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         if args.cfg_probe__every is None and not args.config and not any(x.startswith("probe.every") for x in args.set):
             base.probe.every = 0  # a search wants scores; probes stay on only when asked for (--probe-every)
         space = search.Space.parse(args.space, base=base)
+    ensure_available(base.data)  # missing data: one error now, not a failed run directory per trial
     common = dict(workers=args.workers, storage=storage, pruner=args.pruner, out=out, stop_event=stop,
                   seed=args.search_seed, grid_points=args.grid_points, progress=not args.quiet)
     print(f"searching {space} with {','.join(samplers)} ({args.trials} trials, {args.workers} worker(s)); "
@@ -138,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
     if stop.is_set():
         print("stopped; rerun the same command to resume")
         return 130
-    print(f"\nplots: labkit search --report {','.join(names)} --out figs/"
-          + (f" --storage {args.storage}" if args.storage else (f" --set train.out={out}" if out != "runs" else "")))
+    print(f"\nplots: labkit search --report {','.join(names)} --figs figs/"
+          + (f" --storage {args.storage}" if args.storage else (f" --runs {out}" if out != "runs" else "")))
     return 0
 
 
@@ -152,16 +174,12 @@ def _describe(storage: str) -> str:
 def _report(args: argparse.Namespace, names: list[str]) -> int:
     from .. import search
 
-    figs = args.cfg_train__out or "figs"
-    # in report mode --out is the figure folder; the study is in --storage or the default run store's journal
-    store = Config.load(args.config).train.out if args.config else Config().train.out
-    for item in args.set or []:
-        if item.startswith("train.out="):
-            store = item.split("=", 1)[1]
-    storage = args.storage or search.default_journal(store)
+    figs = args.figs or "figs"
+    # the study is in --storage, else in the run store's journal (--runs)
+    storage = args.storage or search.default_journal(_store(args))
     if not args.storage and not Path(storage).exists():
-        raise LabkitError(f"no study journal at {storage}; pass --storage (a journal file or database URL) "
-                          f"or --set train.out=RUN_STORE")
+        raise LabkitError(f"no study journal at {storage}; pass --runs RUN_STORE (the run store the search used) "
+                          f"or --storage (a journal file or database URL)")
     paths, text = write_report(names, storage, figs)
     print(text)
     print()
@@ -178,7 +196,7 @@ def write_report(studies: str | list[str], storage: object, out: str | Path) -> 
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise LabkitError(f"cannot create the figure folder {out}: {e.strerror}; choose another --out") from None
+        raise LabkitError(f"cannot create the figure folder {out}: {e.strerror}; choose another --figs") from None
     figs, text = search_figures(studies, storage)
     paths = []
     for name, fig in figs.items():
@@ -191,7 +209,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ..plots import search as plots
     from ..search.analysis import bergstra_demo, demo_params
 
-    figs = Path(args.cfg_train__out or "figs")
+    figs = Path(args.figs or "figs")
     figs.mkdir(parents=True, exist_ok=True)
     r = bergstra_demo(repeats=args.repeats, seed=args.search_seed)
     print(r.table())

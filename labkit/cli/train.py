@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 
+from ..data.sets import ensure_available
 from ..training import train
 from .common import add_config_flags, config_from_args
 
@@ -21,6 +22,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    # find (or download) the data before the run directory exists: missing data is a one-line error (exit 2),
+    # not a failed run left in the store
+    ensure_available(cfg.data)
     handle = train(cfg, background=True, progress=not args.quiet)
     # Ctrl-C (or SIGTERM) stops the run cleanly: status 'stopped', files kept
     def _stop(signum, frame):

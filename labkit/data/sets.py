@@ -206,9 +206,8 @@ def stratified_indices(labels: torch.Tensor, n: int, gen: torch.Generator) -> to
     return torch.sort(torch.cat(picked)).values if picked else torch.zeros(0, dtype=torch.long)
 
 
-def split_train(x: torch.Tensor, y: torch.Tensor, subset: int, val_size: int, seed: int, what: str):
-    """Carve a stratified validation set, then a stratified training subset from the rest."""
-    n = len(y)
+def check_split(n: int, subset: int, val_size: int, what: str) -> None:
+    """Raise unless `val_size` and then `subset` fit in `n` training images."""
     if val_size < 0 or val_size >= n:
         raise LabkitError(f"data.val_size={val_size} must be in [0, {n - 1}] for {what} ({n} training images)")
     if subset < 0 or subset > n - val_size:
@@ -216,6 +215,12 @@ def split_train(x: torch.Tensor, y: torch.Tensor, subset: int, val_size: int, se
             f"data.subset={subset} is larger than the {n - val_size} training images {what} has "
             f"after carving {val_size} for validation; use --subset between 1 and {n - val_size} (0 = all)"
         )
+
+
+def split_train(x: torch.Tensor, y: torch.Tensor, subset: int, val_size: int, seed: int, what: str):
+    """Carve a stratified validation set, then a stratified training subset from the rest."""
+    n = len(y)
+    check_split(n, subset, val_size, what)
     gen = torch.Generator().manual_seed(seed)
     val_idx = stratified_indices(y, val_size, gen) if val_size else torch.zeros(0, dtype=torch.long)
     keep = torch.ones(n, dtype=torch.bool)
@@ -301,26 +306,40 @@ def _load_folder(path: str, mtime: float) -> tuple[torch.Tensor, torch.Tensor, t
     return torch.stack(xs), torch.tensor(ds.targets), tuple(ds.classes)
 
 
-def _folder(cfg: DataConfig, seed: int) -> Data:
+def _folder_test_size(n: int) -> int:
+    return max(1, n // 5)  # a fifth of the images is the test set
+
+
+def _folder_val_size(pool: int, val_size: int) -> int:
+    return min(val_size, pool // 8)  # at most an eighth of the rest validates, so small folders keep most to train
+
+
+def _folder_images(cfg: DataConfig) -> tuple[Path, torch.Tensor, torch.Tensor, tuple[str, ...]]:
     if not cfg.folder:
         raise LabkitError("dataset 'folder' needs data.folder (--folder DIR): a directory with one sub-folder of images per class")
     p = Path(cfg.folder).expanduser()
     if not p.is_dir():
         raise LabkitError(f"image folder {p} does not exist; pass a directory with one sub-folder of images per class")
-    x, y, names = _load_folder(str(p.resolve()), p.stat().st_mtime)
+    return (p, *_load_folder(str(p.resolve()), p.stat().st_mtime))
+
+
+def _folder(cfg: DataConfig, seed: int) -> Data:
+    p, x, y, names = _folder_images(cfg)
     gen = torch.Generator().manual_seed(seed)
     n = len(y)
-    test_idx = stratified_indices(y, max(1, n // 5), gen)
+    test_idx = stratified_indices(y, _folder_test_size(n), gen)
     rest = torch.ones(n, dtype=torch.bool)
     rest[test_idx] = False
     pool = torch.nonzero(rest).flatten()
-    val = min(cfg.val_size, len(pool) // 8)
+    val = _folder_val_size(len(pool), cfg.val_size)
     trx, try_, vax, vay = split_train(x[pool], y[pool], cfg.subset, val, seed, f"folder {p}")
     mean, std = image_stats(trx, cfg.preprocess)
     return Data("folder", "image", list(names), trx, try_, vax, vay, x[test_idx], y[test_idx], mean, std)
 
 
-DATASETS.add("folder", _folder, "your own images: one sub-folder per class (ImageFolder layout), resized to 32x32", kind="image")
+# subset=0: a folder of your own images is used whole unless a subset is asked for (5,000 is CIFAR's default)
+DATASETS.add("folder", _folder, "your own images: one sub-folder per class (ImageFolder layout), resized to 32x32",
+             kind="image", subset=0)
 
 
 # -- 2-D sets, as in TensorFlow Playground --------------------------------------
@@ -371,6 +390,25 @@ DATASETS.add("xor", _points("xor", _xor, ["same sign", "opposite sign"]), "the X
 DATASETS.add("blobs", _points("blobs", _blobs, ["blob A", "blob B"]), "two Gaussian blobs (2-D, instant)", kind="points")
 
 
+def default_subset(dataset: str) -> int:
+    """The training subset `dataset` uses unless one is given: its `subset` trait (a folder: 0 = all), else 5,000."""
+    return int(DATASETS.entry(dataset).traits.get("subset", DataConfig.subset))
+
+
+def ensure_available(cfg: DataConfig) -> None:
+    """Find (or, when allowed, download) the files `cfg` needs; raise the plain error naming where it looked.
+
+    Cheap when the data is there (a few stat calls; a folder's images are read once and cached for the run),
+    so a caller can check before creating anything, e.g. a run directory that would only record the failure.
+    """
+    if cfg.dataset in CIFAR:
+        find_cifar(cfg.dataset, cfg.root, cfg.download)
+    elif cfg.dataset == "folder":
+        p, _, y, _ = _folder_images(cfg)
+        pool = len(y) - _folder_test_size(len(y))
+        check_split(pool, cfg.subset, _folder_val_size(pool, cfg.val_size), f"folder {p}")
+
+
 def is_image(dataset: str) -> bool:
     """True for image datasets (augmentation and conv models apply)."""
     return DATASETS.entry(dataset).traits["kind"] == "image"
@@ -392,8 +430,8 @@ def train_size_of(cfg: DataConfig) -> int:
             raise LabkitError(f"image folder {cfg.folder!r} does not exist")
         _, idx = find_classes(cfg.folder)
         n = len(make_dataset(cfg.folder, idx, IMG_EXTENSIONS))
-        pool = n - max(1, n // 5)
-        return cfg.subset or pool - min(cfg.val_size, pool // 8)
+        pool = n - _folder_test_size(n)
+        return cfg.subset or pool - _folder_val_size(pool, cfg.val_size)
     return cfg.subset or CIFAR_TRAIN_SIZE - cfg.val_size
 
 

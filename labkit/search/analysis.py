@@ -99,12 +99,13 @@ def border_warnings(study: Any, space: Space | None = None, storage: Any = None,
         wider = _widen(p, side, setup.base)
         if wider is None:
             continue  # already at the field's limit (e.g. dropout 0): nothing to widen into
-        scale = "on a log scale" if p.log else "of the range"
-        pct = f"{100 * (u if side == 'upper' else 1 - u):.0f}%"
+        # the position from the low end, the same way for both ends: 4% is near the bottom, 96% near the top
+        scale = "on a log scale" if p.log else "on a linear scale"
         where = f"{'top' if side == 'upper' else 'bottom'} {100 * edge:.0f}%"
         out.append(
             f"{p.path}: the best trial (#{best.number}, val_acc {best.value:.4f}) has {p.path}={v:.4g}, in the "
-            f"{where} of {p.spec().split('=', 1)[1]} (at {pct} {scale}); {near} of the top {len(top)} trials are "
+            f"{where} of {p.spec().split('=', 1)[1]} (at {100 * u:.0f}% from low to high {scale}); {near} of the "
+            f"top {len(top)} trials are "
             f"in that end; the optimum may lie {'above' if side == 'upper' else 'below'} it: widen the range, "
             f"e.g. --space {wider.spec()}")
     return out
@@ -262,12 +263,16 @@ class BergstraResult:
 
     def table(self) -> str:
         """A text table, one row per budget."""
-        lines = [f"random vs grid on g(x) + {self.weight:g} h(y), {self.repeats} repeats (best of each search)",
-                 "budget  grid  random_wins  ties  mean_best_grid  mean_best_random"]
+        head = ["budget", "grid", "random_wins", "ties", "mean_best_grid", "mean_best_random"]
+        rows = []
         for i, b in enumerate(self.budgets):
             k = int(round(math.sqrt(b)))
-            lines.append(f"{b:>6}  {k}x{k}  {self.random_wins[i]:>11.1%}  {self.ties[i]:>4.0%}  "
-                         f"{self.grid_best[i]:>14.4f}  {self.random_best[i]:>16.4f}")
+            rows.append([str(b), f"{k}x{k}", f"{self.random_wins[i]:.1%}", f"{self.ties[i]:.0%}",
+                         f"{self.grid_best[i]:.4f}", f"{self.random_best[i]:.4f}"])
+        # every column as wide as its widest cell (a 10x10 grid is wider than 'grid'), numbers right-aligned
+        widths = [max(len(r[j]) for r in [head, *rows]) for j in range(len(head))]
+        lines = [f"random vs grid on g(x) + {self.weight:g} h(y), {self.repeats} repeats (best of each search)"]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
         return "\n".join(lines)
 
 

@@ -283,7 +283,7 @@ def parse_param(spec: str) -> Param:
         raise LabkitError(f"malformed --space {spec!r}: an empty choice; {SYNTAX}")
     choices = []
     for x in items:
-        v = parse_value(x, typ, path)
+        v = parse_value(x, typ, path, fix=False)  # the fix is a --space spec, not a flag
         if v in choices:
             raise LabkitError(f"--space {spec!r}: choice {x!r} is given twice")
         choices.append(v)

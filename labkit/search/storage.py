@@ -89,7 +89,7 @@ def open_storage(storage: Any) -> "optuna.storages.BaseStorage":
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path), grace_period=10))
     except OSError as e:
-        raise LabkitError(f"cannot open the study journal {path}: {e.strerror}; choose another --storage or --out") from None
+        raise LabkitError(f"cannot open the study journal {path}: {e.strerror}; choose another --storage or --runs") from None
     return JournalStorage(backend)
 
 

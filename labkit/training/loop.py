@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
-from ..data.sets import Data, is_image, load_data
+from ..data.sets import Data, ensure_available, is_image, load_data
 from ..errors import LabkitError
 from ..events import Callback, EndEvent, EpochEvent, Event, StartEvent, StepEvent
 from ..models import build_model
@@ -164,9 +164,14 @@ def train(
     `lr_scales` gives parts of the model their own fraction of the scheduled rate, by parameter-name
     prefix (e.g. {"features": 0.1}); each step then records every group's rate.
     Returns the Run; in the foreground a LabkitError (bad data; divergence is not
-    an error) is raised after the run's files are written.
+    an error) is raised after the run's files are written. In the foreground the data is found (or
+    downloaded) before the run directory is made, so missing data leaves no failed run behind; a background
+    run returns at once and finds its data on its thread (a download must not block the caller), so there
+    missing data is a failed run with its message (`labkit train` checks first, as the foreground does).
     """
     config = config.copy().validate()
+    if not background:
+        ensure_available(config.data)
     run_dir = new_run_dir(out if out is not None else config.train.out, config)
     run = Run(config, run_dir)
     subscribers: list[Callback] = [RunWriter(run_dir, config), *callbacks]
