@@ -39,13 +39,14 @@ def _cifar_available() -> bool:
         return False
 
 
-@pytest.fixture
-def voila(tmp_path):
+def _need_chromium() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Debian Chromium not found at {CHROMIUM} (CI installs it with apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
-    if not _cifar_available():
-        pytest.skip("CIFAR-10 not found: set LABKIT_DATA to a directory holding cifar-10-batches-py")
+
+
+def _serve(tmp_path: Path, *extra: str):
+    """Start `labkit lab` on a free port (extra CLI arguments appended); yields (url, runs) and stops it."""
     port = _free_port()
     runs = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -53,7 +54,7 @@ def voila(tmp_path):
     env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve()) if os.environ.get("LABKIT_DATA") else ""
     log = open(tmp_path / "voila.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "--port", str(port), "--no-browser",
-                             "--runs", str(runs)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+                             "--runs", str(runs), *extra], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -79,6 +80,88 @@ def voila(tmp_path):
     # `labkit lab` stopped by SIGTERM takes Voila (and its kernels) down with it: nothing answers on the port
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "Voila outlived the `labkit lab` that started it"
+
+
+@pytest.fixture
+def voila(tmp_path):
+    _need_chromium()
+    if not _cifar_available():
+        pytest.skip("CIFAR-10 not found: set LABKIT_DATA to a directory holding cifar-10-batches-py")
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """`labkit lab` as a learner starts it (no CIFAR needed to load the page)."""
+    _need_chromium()
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture
+def quick_cull(tmp_path):
+    """A lab whose kernels without a page are culled after 6 s idle (the default is 120 s)."""
+    _need_chromium()
+    yield from _serve(tmp_path, "--cull-idle", "6")
+
+
+def _kernel_alive(url: str, kernel_id: str) -> bool:
+    """Ask the server's kernel API whether `kernel_id` still runs (404 once it is shut down)."""
+    try:
+        urllib.request.urlopen(f"{url}api/kernels/{kernel_id}", timeout=5)
+        return True
+    except urllib.error.HTTPError as e:
+        return e.code != 404
+
+
+def _reload(url: str, block_shutdown: bool, times: int = 3) -> tuple[list[str], list[str]]:
+    """Load the lab, reload it `times` times; (every kernel a page used, those alive after a bounded wait)."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    kernels: list[str] = []
+
+    def seen(ws) -> None:
+        m = re.search(r"api/kernels/([0-9a-f-]+)/channels", ws.url)
+        if m and m.group(1) not in kernels:
+            kernels.append(m.group(1))
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page()
+        page.on("websocket", seen)
+        if block_shutdown:  # a crashed tab or a lost network: the unload request never arrives
+            page.route("**/voila/api/shutdown/**", lambda route: route.abort())
+        page.goto(url, timeout=120_000)
+        page.get_by_role("button", name="Train").wait_for(timeout=120_000)
+        for _ in range(times):
+            page.reload(timeout=120_000)
+            page.get_by_role("button", name="Train").wait_for(timeout=120_000)
+        deadline = time.time() + 40
+        alive = [k for k in kernels if _kernel_alive(url, k)]
+        while len(alive) > 1 and time.time() < deadline:
+            time.sleep(1)
+            alive = [k for k in kernels if _kernel_alive(url, k)]
+        browser.close()
+    return kernels, alive
+
+
+def test_reloading_the_page_leaves_one_kernel(lab_server):
+    """Each reload's old kernel is shut down by the page's unload request (it failed with 403 before).
+
+    The default culling waits 120 s, longer than this test does: only the unload request can pass it."""
+    url, _ = lab_server
+    kernels, alive = _reload(url, block_shutdown=False)
+    assert len(kernels) == 4, kernels  # one kernel per page load
+    assert alive == kernels[-1:], f"{len(alive)} kernels still running after 3 reloads"
+
+
+def test_kernels_whose_page_is_gone_are_culled(quick_cull):
+    """Without the unload request (a crashed tab), culling shuts the kernels without a page down."""
+    url, _ = quick_cull
+    kernels, alive = _reload(url, block_shutdown=True, times=1)  # one orphan shows culling as well as three
+    assert len(kernels) == 2, kernels
+    assert alive == kernels[-1:], f"{len(alive)} kernels still running 40 s after a reload"
 
 
 def test_train_and_stop_in_chromium(voila):
@@ -121,3 +204,25 @@ def test_train_and_stop_in_chromium(voila):
     assert config["model"]["activation"] == "tanh"
     steps = [json.loads(line) for line in (run_dirs[0] / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("kind") == "step" for r in steps)
+
+
+def test_a_bad_shared_link_says_every_bad_key_and_why_train_is_disabled(lab_server):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = lab_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 1200})
+        page.goto(url + "?optim.lr=abc&foo.bar=1&train.batch_size=-5&model.activation=nonsense", timeout=120_000)
+        train = page.get_by_role("button", name="Train")
+        train.wait_for(timeout=120_000)
+        page.get_by_text("The link's settings had 4 problems").wait_for(timeout=30_000)
+        text = page.inner_text("body")
+        for key in ("optim.lr='abc'", "foo.bar", "train.batch_size=-5", "model.activation='nonsense'"):
+            assert key in text, key
+        assert "activation stays relu" in text and "Train is disabled: batch size" in text
+        assert train.is_disabled()
+        assert "these settings cannot train yet" in text and "train.batch_size=-5" in text  # the Share box
+        # the LR preview is still drawn (of the last settings that could train), not blank
+        assert page.locator("img:visible").count() == 1 and "last settings that could train" in text
+        browser.close()

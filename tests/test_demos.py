@@ -111,3 +111,20 @@ def test_cli_demo_writes_pngs(tmp_path, capsys):
     assert [Path(p).name for p in printed] == ["init_tanh.png", "optimizers_saddle.png", "schedules.png"]
     assert all(os.path.getsize(p) > 5000 for p in printed)
     assert main(["demo", "init", "--out", out, "--inits", "zeros,bogus"]) == 2
+
+
+def test_optimizer_demo_shows_every_choice_and_a_repeated_path():
+    """adam was selected below the list's fold; adamw's path (no weight decay) hid adam's exactly."""
+    from labkit.config import Config
+    from labkit.widgets.demos_tab import DemosTab
+
+    tab = DemosTab(lambda: Config())  # the Train tab's optimizer: nesterov
+    assert tab.optims.rows == len(tab.optims.options) and "adam" in tab.optims.value
+    tab.optims.value = ("adam", "adamw")
+    tab.steps.value = 20
+    tab.run_optimizers()
+    assert tab.opt_img.value[:4] == b"\x89PNG"
+    assert "drawn: <b>adam, adamw, nesterov</b>" in tab.opt_note.value and "Train tab" in tab.opt_note.value
+    r = demos.optimizer_paths("ravine", ("adam", "adamw"), steps=20)
+    labels = [t.get_text() for t in plots.optimizer_trajectories(r).get_axes()[0].get_legend().get_texts()]
+    assert any("adamw" in t and "same path as adam" in t for t in labels)

@@ -22,7 +22,9 @@ from conftest import needs_cifar
 
 # findings that blame the learning rate / the loss curve, and those that blame the init
 LR_CODES = {"lr_too_low", "lr_too_high", "diverged"}
-INIT_CODES = {"symmetry", "saturated_units", "activation_collapse", "bad_init_plateau"}
+INIT_CODES = {"symmetry", "saturated_units", "activation_collapse", "bad_init_plateau", "vanishing_gradients"}
+# advice that makes a deep sigmoid stack with vanishing gradients worse
+GROW = ("model.width", "model.depth")
 
 
 def codes(findings) -> set[str]:
@@ -55,6 +57,8 @@ def runs(store):
         "lr_low": {"optim.lr": 1e-7, "schedule.name": "constant"},
         "zeros": {"model.init": "zeros"},
         "sigmoid": {"model.depth": 10, "model.activation": "sigmoid", "model.init": "large", "model.norm": "none"},
+        # the lectures' canonical failure: a deep sigmoid stack with N(0, 0.01) weights
+        "sigmoid_small": {"model.depth": 10, "model.activation": "sigmoid", "model.init": "small", "model.norm": "none"},
         "no_probes": {"optim.name": "adam", "optim.lr": 0.01, "probe.every": 0, "train.epochs": 3},
     }
     return {name: train(spirals(store, **{"train.name": name, **o})) for name, o in cases.items()}
@@ -97,7 +101,11 @@ def test_lr_1e7_is_too_low(runs):
     assert abs(low.values["change"]) < 0.10 and low.values["lr"] == pytest.approx(1e-7)
     assert "1e-07" in low.evidence and "step" in low.evidence and low.fix["optim.lr"] >= 1e-4
     assert "labkit check" in low.suggestion
-    assert "update_ratio_low" in codes(found)  # the probes agree: ratio ~1e-7, not ~1e-3
+    # the probes agree (ratio ~1e-7, not ~1e-3), and say so inside the one finding: one cause, one advice
+    assert low.values["update_ratio"] < 1e-5 and "update/weight ratio" in low.evidence
+    assert "update_ratio_low" not in codes(found)
+    advised = {f.fix["optim.lr"] for f in found if "optim.lr" in f.fix}
+    assert advised == {low.fix["optim.lr"]}
     assert not codes(found) & ({"lr_too_high", "diverged", "overfitting", "dead_units"} | INIT_CODES)
 
 
@@ -143,6 +151,49 @@ def test_small_init_collapses_across_depth(store):
     stds = list(col.values["stds"].values())
     assert col.values["ratio"] < 0.1 and stds[-1] < stds[0] and "->" in col.evidence
     assert not codes(found) & {"lr_too_low", "update_ratio_low", "symmetry", "lr_too_high"}
+
+
+def _vanishing_not_underfitting(found, config) -> None:
+    """The canonical deep-sigmoid failure: vanishing gradients and collapse, never "a bigger model"."""
+    van = next(f for f in found if f.code == "vanishing_gradients")
+    assert van.severity == "alarm" and van.plot == "gradients"
+    grads = list(van.values["grads"].values())
+    assert len(grads) == 10 and grads[0] < 1e-6 * grads[-1] and van.values["per_layer"] < 0.1
+    assert "->" in van.evidence and "input side first" in van.evidence and "not a bigger model" in van.suggestion
+    assert van.fix == {"model.activation": "relu", "model.init": "kaiming"}  # sigmoid: even Xavier loses 1e-7
+    assert {"model.norm": "batch"} in [x.changes for x in van.fixes]
+    assert next(f for f in found if f.code == "activation_collapse").values["narrow"] >= 5
+    assert "underfitting" not in codes(found)
+    for f in found:  # nothing visible suggests a wider or deeper model
+        for fix in f.fixes:
+            for path in GROW:
+                assert fix.changes.get(path, 0) <= config.get(path), (f.code, fix.changes)
+
+
+def test_deep_sigmoid_with_small_init_has_vanishing_gradients(runs):
+    run = runs["sigmoid_small"]
+    _vanishing_not_underfitting(diagnose_run(run.dir), run.config)
+
+
+@needs_cifar
+def test_canonical_cifar_sigmoid_stack_is_vanishing_gradients_not_underfitting(cifar_config):
+    """`labkit train --subset 2000 --model mlp --depth 10 --width 128 --activation sigmoid --init small --norm none`,
+    in 3 epochs instead of 6. Without the checks inside the network it reads as plain underfitting."""
+    from labkit.diagnosis import FINDINGS, Context, run_findings
+    from labkit.diagnosis.rows import RunRows
+    from labkit.runlog import RunLog
+
+    cfg = cifar_config.replace(**{"data.subset": 2000, "data.val_size": 500, "model.kind": "mlp", "model.depth": 10,
+                                  "model.width": 128, "model.activation": "sigmoid", "model.init": "small",
+                                  "model.norm": "none", "train.epochs": 3, "probe.every": 10, "train.test": False})
+    run = train(cfg)
+    assert run.status == "completed"
+    found = diagnose_run(run.dir)
+    _vanishing_not_underfitting(found, cfg)
+    log = RunLog.load(run.dir)
+    outside = [c for c in FINDINGS.checks() if c.name not in ("vanishing_gradients", "activation_collapse")]
+    blind = run_findings(Context(RunRows(log, cfg), log.probes, cfg), outside)
+    assert "underfitting" in codes(blind)  # what the report said before: "try a bigger model"
 
 
 @needs_cifar
@@ -504,7 +555,7 @@ def test_panel_apply_button_sets_the_fix_in_the_lab_controls(runs, store):
     buttons[1].click()
     assert w["optim.lr"].value == 1.0 and w["schedule.warmup_epochs"].value == 1.0
     assert lab.config.optim.lr == 1.0 and lab.config.schedule.warmup_epochs == 1.0
-    assert "warmup (epochs) = 1" in panel.status.value and "schedule.warmup_epochs = 1" in lab.message.value
+    assert "warmup (epochs) = 1" in panel.status.value and "Applied warmup (epochs) = 1" in lab.message.value
     # sigmoid's fix changes two settings at once
     panel.diagnose_past(str(runs["sigmoid"].dir))
     assert panel.wait(60) and panel.findings[0].code == "saturated_units"

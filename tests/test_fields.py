@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shlex
 
 import pytest
@@ -22,7 +23,7 @@ from labkit.babysit.recipe import MAX_LR
 from labkit.registry import Registry
 from labkit.schedules import SCHEDULES
 from labkit.search.space import PRUNERS, SAMPLERS
-from labkit.widgets.controls import FLOAT_MAX, INT_MAX, Controls, LogNumber, make_widget
+from labkit.widgets.controls import Controls, LogNumber, field_problem, make_widget
 
 RANGED = [p for p, f in FIELDS.items() if f.is_range]
 FLAGGED = [p for p, f in FIELDS.items() if f.flag]
@@ -59,19 +60,29 @@ def test_every_config_field_is_declared_once():
 
 @pytest.mark.parametrize("path", list(FIELDS))
 def test_each_widget_offers_what_the_validator_allows(path):
+    """Dropdowns offer the field's names; number boxes hold what is typed and their note is the validator's range."""
     f = FIELDS[path]
     w = make_widget(path)
     kind = f.widget_kind()
     if kind == "dropdown":
         assert list(w.options) == [n for n in f.choice_names() if n not in f.hidden]
     elif kind == "log":
-        assert isinstance(w, LogNumber) and (w.box.min, w.box.max) == (f.lo, f.hi)
+        assert isinstance(w, LogNumber)
         # the slider's right end is the field's; its left end is log_min, since a log scale has no 0
         assert 10 ** w.slider.max == pytest.approx(f.hi) and 10 ** w.slider.min == pytest.approx(f.log_min)
         assert f.lo < f.log_min
-    elif f.is_range and not f.is_list:
-        upper = f.hi if f.hi != math.inf else (INT_MAX if kind == "int" else FLOAT_MAX)
-        assert (w.min, w.max) == (f.lo, upper)
+    if f.is_range and not f.is_list:
+        inside = f.default if f.default is not None and f.in_range(f.default) else None
+        if inside is not None:
+            assert field_problem(path, inside) is None
+        for outside in (f.lo - 1, f.hi + 1) if math.isfinite(f.hi) else (f.lo - 1,):
+            if f.type is int:
+                outside = int(outside)
+            assert not f.in_range(outside)
+            note = field_problem(path, outside)
+            assert note is not None and f.range_text() in note, (path, outside, note)
+            with pytest.raises(LabkitError, match=re.escape(path)):
+                Config().set(path, outside).validate()
     assert w.value == (value_text(f.default) if f.is_list else "" if f.default is None else f.default)
     if f.section:
         assert w.description == f.widget_label()
@@ -79,9 +90,11 @@ def test_each_widget_offers_what_the_validator_allows(path):
 
 def test_dropout_and_lr_controls_reach_the_validators_ends():
     # the issue: the dropout slider stopped at 0.9 and the LR slider spanned 1e-5..10
-    assert make_widget("model.dropout").max == 1 and FIELDS["model.dropout"].range_text() == "[0, 1)"
+    assert FIELDS["model.dropout"].range_text() == "[0, 1)"
+    assert field_problem("model.dropout", 0.95) is None and field_problem("model.dropout", 1.0) is not None
     lr = make_widget("optim.lr")
-    assert lr.box.max == 100 and 10 ** lr.slider.max == pytest.approx(100) and MAX_LR == 100
+    assert 10 ** lr.slider.max == pytest.approx(100) and MAX_LR == 100
+    assert field_problem("optim.lr", 100.0) is None and field_problem("optim.lr", 0.0) is not None
 
 
 def test_typed_lr_stays_exact_and_the_slider_still_drags():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -174,3 +175,15 @@ def test_ema_is_the_bias_corrected_average_over_finite_values():
             for i in range(3, n, 17):
                 v[i] = [math.nan, math.inf, None][i % 3]
             np.testing.assert_allclose(ema(v, s), recurrence(v, s), rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_search_curves_axis_fits_the_lines_drawn_not_a_raw_spike():
+    """Losses between 4 and 6 with one raw spike of 16 were drawn on an axis running to 16."""
+    from labkit.plots.search import trial_curves
+
+    rng = np.random.default_rng(0)
+    y = list(5 + rng.uniform(-1, 1, 200))
+    y[3] = 16.0
+    fig = trial_curves({0: {"x": list(np.linspace(0, 2, 200)), "y": y, "running": False, "params": {}}})
+    lo, hi = fig.axes[0].get_ylim()
+    assert hi < 8 and lo > 2

@@ -147,7 +147,7 @@ def small_cifar(root: Path, test: int = 500) -> Path:
     """$LABKIT_DATA's CIFAR-10 with a smaller test set: the training batches linked, the first `test` test images."""
     import pickle
 
-    src = cifar_dir()
+    src = cifar_dir().resolve()  # LABKIT_DATA may be relative (the README's test command): links need an absolute target
     dst = root / src.name
     dst.mkdir(parents=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["batches.meta"]:

@@ -1,12 +1,14 @@
 """The lab's widgets without a browser: controls -> Config, previews, messages, a run with live views."""
 from __future__ import annotations
 
+import html
 import json
 import time
 
 import pytest
 
 from labkit.config import Config
+from labkit.fields import FIELDS
 from labkit.optimizers import OPTIMIZERS
 from labkit.schedules import schedule_curve
 from labkit.widgets import Lab
@@ -104,7 +106,8 @@ def test_url_query_fills_controls_and_is_not_evaluated(tmp_path):
     assert lab.controls.widgets["model.activation"].value == "gelu"
     assert lab.config.optim.lr == pytest.approx(0.02) and lab.config.train.epochs == 3
     assert lab.config.train.out == str(tmp_path)
-    assert "bogus.x" in lab.message.value and "train.out" in lab.message.value and "model.width" in lab.message.value
+    note = lab.link_note.value
+    assert "bogus.x" in note and "train.out" in note and "model.width" in note
     q = query_from_config(lab.controls.config)
     assert "optim.lr=0.02" in q and "model.activation=gelu" in q
     assert q in lab.share.value.replace("&amp;", "&")
@@ -125,6 +128,9 @@ def test_spirals_run_from_the_widgets_feeds_the_views(lab, tmp_path):
     assert lab.live.curves.points == 30 and lab.live.curves.image.value[:4] == b"\x89PNG"
     assert lab.live.probes.images[0].value[:4] == b"\x89PNG" and lab.live.probes.slider.max == len(lab.live.probes.events) - 1
     assert lab.live.progress.bar.value == 30 and "completed" in lab.message.value
+    label = lab.live.progress.label.value  # the final status: no "step 31/30", no time left
+    assert "completed" in label and "30 steps" in label and "31" not in label and "ETA" not in label
+    assert run.id in lab.run_caption.value and "completed" in lab.run_caption.value
     assert [e.lr for e in lab.live.steps] == pytest.approx(schedule_curve(run.config))
     summary = json.loads((run.dir / "summary.json").read_text())
     assert summary["status"] == "completed"
@@ -150,6 +156,10 @@ def test_stop_button_keeps_the_run_as_stopped(lab):
     lab.wait(30)
     assert run.done, "the run did not stop within 30 s of pressing Stop"
     assert run.status == "stopped" and "stopped" in lab.message.value
+    assert "stopped (stopped" not in lab.message.value and "stopped stopped" not in lab.message.value
+    assert "stopped by request at step" in lab.message.value
+    label = lab.live.progress.label.value
+    assert "stopped" in label and "ETA" not in label and "steps/s" not in label
     assert json.loads((run.dir / "summary.json").read_text())["status"] == "stopped"
 
 
@@ -171,6 +181,7 @@ def test_divergence_is_a_readable_message(lab):
     assert run.status == "diverged", (run.status, lab.message.value)
     assert lab.live.counts["step"] < 20 * 10  # it ended early, at the divergence, not after its 20 epochs
     assert "diverged" in lab.message.value and "Lower the learning rate" in lab.message.value
+    assert "diverged" in lab.live.progress.label.value and "ETA" not in lab.live.progress.label.value
     assert "Traceback" not in lab.message.value
     assert json.loads((run.dir / "summary.json").read_text())["status"] == "diverged"
 
@@ -195,6 +206,8 @@ def test_missing_data_is_a_readable_message(tmp_path, monkeypatch):
     assert "Traceback" not in msg
     assert json.loads((run.dir / "summary.json").read_text())["status"] == "failed"
     assert not lab.train_btn.disabled and lab.stop_btn.disabled  # ready for the next try
+    label = lab.live.progress.label.value  # not "loading data and building the model..." forever
+    assert "failed" in label and "before its first step" in label and "loading" not in label
 
 
 def test_notebook_file_is_the_shipped_notebook():
@@ -217,6 +230,9 @@ def test_lab_command_serves_the_notebook_with_voila(tmp_path):
     assert nb.is_file() and nb.suffix == ".ipynb"
     cmd = voila_command(nb, 9123, "127.0.0.1", browser=False)
     assert "voila" in cmd and str(nb) in cmd and "--no-browser" in cmd and "--port=9123" in cmd
+    # pages that are gone do not keep their kernels (the browser tests reload and count them)
+    assert "--MappingKernelManager.cull_idle_timeout=120" in cmd and "--MappingKernelManager.cull_connected=False" in cmd
+    assert args.cull_idle == 120 and not any("cull" in c for c in voila_command(nb, 1, "127.0.0.1", False, 0))
     env = lab_env(str(tmp_path))
     assert env["LABKIT_RUNS"] == str(tmp_path.resolve())
 
@@ -241,3 +257,167 @@ def test_figure_images_stay_hidden_until_they_hold_a_png():
     assert img.layout.display == ""
     img.value = b""
     assert img.layout.display == "none"
+
+
+# -- values are never changed silently --------------------------------------------------------------------
+@pytest.mark.parametrize("path, value", [("data.subset", -5), ("probe.every", -3), ("optim.lr", 0.0),
+                                         ("train.batch_size", 0), ("train.epochs", 0.0)])
+def test_an_out_of_range_value_stays_as_typed_and_is_refused_beside_its_control(lab, path, value):
+    """-5 images used to become 0 (= all 49,000), probe every -3 became 0 (= probes off): now they are said."""
+    w = lab.controls.widgets
+    w[path].value = value
+    assert lab.controls.config.get(path) == value  # not clamped to something that means another thing
+    note = lab.controls.notes[path]
+    assert note.layout.display == "" and "out of range" in note.value, note.value
+    assert lab.train_btn.disabled and lab.train() is None and lab.run is None
+    label = FIELDS[path].widget_label()
+    assert "Train is disabled" in lab.message.value and label in html.unescape(lab.message.value)
+    assert "--" not in lab.message.value  # the lab names its controls, not command-line flags
+    assert lab.live.lr.image.value[:4] == b"\x89PNG" and "?" in lab.share.value  # previews stay
+    w[path].value = Config().get(path)
+    assert note.layout.display == "none" and not lab.train_btn.disabled and lab.message.value == ""
+
+
+def test_lr_box_keeps_the_typed_value():
+    c = Controls()
+    c.widgets["optim.lr"].value = 0.003
+    assert c.config.optim.lr == 0.003  # not the slider's 3.16e-3
+    c.widgets["optim.lr"].value = 0.0
+    assert c.config.optim.lr == 0.0 and "out of range" in c.notes["optim.lr"].value  # not 1e-5 or 1e-6
+
+
+def test_search_tab_refuses_what_it_used_to_clamp(lab):
+    import os
+
+    tab = lab.extra_tabs["Search"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for name, value, words in (("trials", 0, "at least 1"), ("epochs", 0.0, "more than 0"),
+                               ("subset", -5, "0 or more"), ("workers", cores + 6, f"{cores} core")):
+        getattr(tab, name).value = value
+        assert getattr(tab, name).value == value  # kept as typed
+        assert words in tab.notes[name].value and tab.notes[name].layout.display == ""
+        assert tab.run_btn.disabled and tab.compare_btn.disabled and tab.preview_btn.disabled
+        assert words in tab.status.value
+        tab.start()
+        assert tab._thread is None  # refused: no search started
+    tab.trials.value, tab.epochs.value, tab.subset.value, tab.workers.value = 4, 1.0, 500, 1
+    assert not tab.run_btn.disabled and all(n.layout.display == "none" for n in tab.notes.values())
+
+
+def test_a_bad_shared_link_lists_every_bad_key_and_why_train_is_disabled(tmp_path):
+    lab = Lab(out=str(tmp_path), query="optim.lr=abc&foo.bar=1&train.batch_size=-5&model.activation=nonsense")
+    note = html.unescape(lab.link_note.value)
+    for key in ("optim.lr", "foo.bar", "train.batch_size", "model.activation"):
+        assert key in note, key
+    assert "4 problems" in note and "cannot read 'abc' as a number" in note
+    assert "not a setting" in note and "out of range" in note
+    assert "nonsense" in note and "activation stays relu" in note  # replaced, and said so
+    assert "learning rate stays 0.1" in note
+    assert lab.train_btn.disabled and "Train is disabled" in lab.message.value and "batch size" in lab.message.value
+    assert lab.controls.widgets["train.batch_size"].value == -5 and lab.controls.notes["train.batch_size"].value
+    assert lab.live.lr.image.value[:4] == b"\x89PNG" and "last settings that could train" in lab.lr_note.value
+    assert "train.batch_size=-5" in html.unescape(lab.share.value) and "cannot train" in lab.share.value
+    lab.controls.widgets["train.batch_size"].value = 64
+    assert not lab.train_btn.disabled and lab.lr_note.value == "" and lab.message.value == ""
+    assert "4 problems" in html.unescape(lab.link_note.value)  # what the link asked for is still said
+
+
+def test_share_box_names_the_defaults_instead_of_an_empty_query(lab):
+    assert "query <code" not in lab.share.value and "defaults" in lab.share.value
+
+
+# -- status that says what is true now --------------------------------------------------------------------
+def test_preset_dropdown_shows_a_preset_only_while_the_settings_are_it(lab):
+    c = lab.controls
+    c.preset.value = "bad init"
+    assert c.preset.value == "bad init" and lab.config.model.init == "large"
+    c.widgets["model.init"].value = "xavier"  # an edit: no longer the preset
+    assert c.preset.value == "(choose a preset)"
+    c.preset.value = "bad init"  # picking it again applies it again
+    assert lab.config.model.init == "large" and c.preset.value == "bad init"
+    lab.load_config(Config())  # "Load into controls" of a run: not a preset
+    assert c.preset.value == "(choose a preset)"
+
+
+def test_curves_say_which_run_they_show_once_the_settings_move_on(lab):
+    spirals(lab, epochs=1)
+    run = lab.train()
+    lab.wait(60)
+    assert run.id in lab.run_caption.value and "changed" not in lab.run_caption.value
+    lab.load_config(Config().replace(**{"data.dataset": "circles", "model.kind": "mlp"}))
+    cap = lab.run_caption.value
+    assert run.id in cap and "settings have changed since" in cap and "dataset" in cap
+
+
+def test_a_completed_run_at_chance_level_is_a_warning_not_a_success(lab):
+    """The lectures' failure (10 sigmoid layers, N(0, 0.01) init) runs to its end and learns nothing."""
+    spirals(lab, epochs=5)
+    w = lab.controls.widgets
+    w["model.depth"].value, w["model.activation"].value, w["model.init"].value = 10, "sigmoid", "small"
+    w["model.norm"].value, w["optim.name"].value, w["optim.lr"].value = "none", "sgd", 0.1
+    run = lab.train()
+    lab.wait(60)
+    assert run.status == "completed"
+    msg = lab.message.value
+    assert "at chance level" in msg and "#fff6e0" in msg and "#eaf7ee" not in msg  # warning colours, not green
+    assert "Diagnose" in msg and lab.live.progress.bar.bar_style == "warning"
+    assert "#1b5e20" not in lab.live.progress.label.value  # the status line is not green either
+
+
+def test_diagnose_tab_drops_what_belongs_to_other_runs_and_settings(lab):
+    panel = lab.extra_tabs["Diagnose"]
+    spirals(lab, epochs=2)
+    first = lab.train()
+    lab.wait(60)
+    assert panel.wait(60) and panel.findings
+    panel.show_plot(0)
+    assert panel.plot.value[:4] == b"\x89PNG" and first.id in panel.plot_title.value
+    lab.controls.widgets["train.seed"].value = 1
+    second = lab.train()
+    assert panel.plot.value == b"" and panel.plot_title.value == ""  # not the first run's plot above the second's
+    lab.wait(60)
+    assert panel.wait(60) and second.id in panel.status.value
+    # a check of these settings, then other settings: its result and button are not for them
+    report = panel.check()
+    assert report is not None and not panel.use_lr_btn.disabled and not panel.check_stale
+    suggested = panel.suggested_lr
+    lab.controls.widgets["model.depth"].value = 6
+    assert panel.check_stale and panel.use_lr_btn.disabled and "other settings" in panel.check_status.value
+    lr = lab.config.optim.lr
+    panel.use_suggested_lr()
+    assert lab.config.optim.lr == lr and suggested != lr  # the stale suggestion is not applied
+
+
+def test_using_the_suggested_lr_keeps_the_check_live(lab):
+    panel = lab.extra_tabs["Diagnose"]
+    lab.controls.apply_preset("spirals (instant, offline)")
+    assert panel.check() is not None
+    panel.use_lr_btn.click()
+    assert lab.config.optim.lr == pytest.approx(panel.suggested_lr, rel=1e-6) and not panel.check_stale
+
+
+def test_a_search_too_small_to_mean_anything_says_so_and_a_new_one_starts_clean(tmp_path):
+    """Budget 4 and 1 epoch: 7 steps per trial, every trial near chance; the plots must not rank parameters."""
+    from labkit.plots.search import sampler_planes
+    from labkit.search.space import Space
+    from labkit.widgets.search import SearchTab, too_small
+
+    base = Config().replace(**{"data.dataset": "spirals", "model.kind": "mlp", "train.threads": 1,
+                               "train.out": str(tmp_path / "runs"), "train.test": False, "probe.every": 0})
+    tab = SearchTab(base, out=str(tmp_path / "runs"))
+    tab.trials.value, tab.epochs.value = 4, 1.0
+    tab.start("compare")
+    tab.wait(120)
+    assert tab.compare.value[:4] == b"\x89PNG" and tab.scores.value[:4] == b"\x89PNG"
+    assert "only 7 steps" in tab.warnings.value  # 1,000 points / batch 128 = 7 steps in its one epoch
+    # a new search: the old search's figures and table go at once, not when the new trials arrive
+    tab.start("search")
+    assert tab.scores.value == b"" and tab.compare.value == b"" and tab.table.value == ""
+    tab.wait(120)
+    # scores all alike say the same, and the plane's axes then name no important parameter
+    space = Space.parse(["optim.lr=log:1e-3:1", "model.dropout=0:0.5"], base=base)
+    rows = [{"value": 0.5 + 0.001 * i, "state": "complete", "params": {"optim.lr": 10 ** -i, "model.dropout": 0.1 * i}}
+            for i in range(4)]
+    assert any("within 2 points" in w for w in too_small(base.replace(**{"train.epochs": 50.0}), [r["value"] for r in rows]))
+    fig = sampler_planes({"random": rows}, space.params[0], space.params[1], ranked=False)
+    assert not any("important" in ax.get_xlabel() + ax.get_ylabel() for ax in fig.axes)

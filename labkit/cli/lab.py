@@ -11,6 +11,13 @@ import threading
 from pathlib import Path
 
 
+# Each page load starts a kernel (0.6-1.6 GB with torch and a run's data). Voila asks the server to shut it
+# down when the page unloads, and culling catches what that request misses (a crashed tab, a lost network):
+# a kernel without any open page is shut down after CULL_IDLE seconds idle. A page left open keeps its kernel
+# (cull_connected=False), however long it trains.
+CULL_IDLE = 120
+
+
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lab", help="open the training lab (a Voila dashboard) in the browser",
                        description="Start Voila on the lab notebook and print the URL. Runs go to --runs.")
@@ -18,6 +25,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
     p.add_argument("--runs", default="runs", help="run store directory (default: ./runs)")
+    p.add_argument("--cull-idle", type=int, default=CULL_IDLE, metavar="SECONDS",
+                   help=f"shut down a page's kernel this long after its page is gone (default {CULL_IDLE}; 0 = never)")
     p.set_defaults(func=run)
 
 
@@ -28,10 +37,19 @@ def free_port(ip: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def voila_command(notebook: Path, port: int, ip: str, browser: bool) -> list[str]:
+def voila_command(notebook: Path, port: int, ip: str, browser: bool, cull_idle: int = CULL_IDLE) -> list[str]:
     """The Voila command line for `notebook` (the current interpreter's voila, so its kernel sees labkit)."""
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={ip}",
-           "--show_tracebacks=False", "--theme=light"]
+           "--show_tracebacks=False", "--theme=light",
+           # Voila 0.5's page sends its unload shutdown request with the _xsrf cookie, which its streamed page
+           # never sets, so every request failed with 403 and each reload left a kernel running
+           # (voila-dashboards/voila#1458). Without a token anyone who reaches the port can already run code in
+           # the lab, so the forgery check protects nothing here; shutting kernels down does.
+           "--Voila.tornado_settings=disable_check_xsrf=True"]
+    if cull_idle > 0:
+        cmd += [f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+                f"--MappingKernelManager.cull_interval={max(1, min(60, cull_idle // 4))}",
+                "--MappingKernelManager.cull_connected=False"]
     if not browser:
         cmd.append("--no-browser")
     return cmd
@@ -59,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     url = f"http://{args.ip}:{port}/"
     print(f"labkit lab: serving {notebook} at {url}  (Ctrl-C to stop; runs go to {Path(args.runs).resolve()})",
           flush=True)
-    proc = subprocess.Popen(voila_command(notebook, port, args.ip, not args.no_browser), env=lab_env(args.runs),
+    proc = subprocess.Popen(voila_command(notebook, port, args.ip, not args.no_browser, args.cull_idle),
+                            env=lab_env(args.runs),
                             cwd=str(notebook.parent))
 
     def _stop(signum: int, frame: object) -> None:

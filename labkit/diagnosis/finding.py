@@ -18,7 +18,7 @@ class Finding:
     """One diagnosis: what is wrong, the numbers that show it, what to try, and the plot that shows it."""
 
     code: str  # lr_too_low, lr_too_high, diverged, bad_init_plateau, overfitting, underfitting, update_ratio_high,
-    # update_ratio_low, dead_units, saturated_units, activation_collapse, symmetry; not_judged (too little data yet)
+    # update_ratio_low, dead_units, saturated_units, activation_collapse, vanishing_gradients, symmetry; not_judged (too little data yet)
     severity: str  # "alarm" | "warn" | "info"
     title: str
     evidence: str

@@ -11,13 +11,12 @@ import numpy as np
 
 from .finding import Finding, not_judged
 from .fixes import BATCH_NORM, LR_TEST, Fix, init_options, join_or, offer
-from .fmt import g, nice
-from .ratios import update_window
-from .registry import Explains, Needs, finding
+from .fmt import g
+from .ratios import raised_lr, update_window
+from .registry import Explains, Needs, finding, is_concern
 from .runner import Context
 from .thresholds import (FLAT_ALARM, FLAT_DROP, LOW_LOSS, MIN_TREND_STEPS, PLATEAU_BAND, PLATEAU_DROP,
-                         PLATEAU_MIN_STEPS, PLOT_CURVES, RATIO_MOVING, RISE_FACTOR, UPDATE_LOW, UPDATE_TARGET,
-                         WARMUP_LR)
+                         PLATEAU_MIN_STEPS, PLOT_CURVES, RATIO_MOVING, RISE_FACTOR, UPDATE_LOW, WARMUP_LR)
 
 
 def _too_few_steps(ctx: Context) -> Finding:
@@ -26,8 +25,10 @@ def _too_few_steps(ctx: Context) -> Finding:
                       "let the run go on", PLOT_CURVES)
 
 
+# a flat loss with tiny updates is one cause with one advice: the update ratio's own finding would repeat it
 @finding("loss_trend", codes={"lr_too_low", "not_judged"}, needs=Needs(steps=MIN_TREND_STEPS),
-         unjudged=_too_few_steps, explains=[Explains({"bad_init_plateau", "underfitting"})])
+         unjudged=_too_few_steps, explains=[Explains({"bad_init_plateau", "underfitting"}),
+                                            Explains({"update_ratio_low"}, when=is_concern)])
 def flat(ctx: Context) -> Finding | None:
     """Learning rate too low: the loss fell less than 10% from the start while the weights barely moved."""
     run = ctx.run
@@ -49,14 +50,9 @@ def flat(ctx: Context) -> Finding | None:
     if run.ln_c:
         ev += f"; chance is ln {run.classes} = {run.ln_c:.3f}"
     ev += f"; LR {g(run.peak_lr)}"
-    factor = 100.0
-    why = "a flat loss needs a step about 100x larger"
     if update_ratio is not None and math.isfinite(update_ratio):
         ev += f"; median update/weight ratio {update_ratio:.1e} (rule of thumb ~1e-3)"
-        if update_ratio > 0:
-            factor = float(np.clip(UPDATE_TARGET / update_ratio, 10, 1e5))
-            why = f"brings the update/weight ratio toward {UPDATE_TARGET:g}"
-    new = nice(run.peak_lr * factor) if math.isfinite(run.peak_lr) else None
+    new, why = raised_lr(ctx)
     sev = "alarm" if abs(change) < FLAT_ALARM or (update_ratio is not None and update_ratio < UPDATE_LOW) else "warn"
     words, fixes = offer(ctx.config, [
         (f"raise the learning rate to {g(new)}", Fix({"optim.lr": new}, why)) if new else ("raise the learning rate", None),

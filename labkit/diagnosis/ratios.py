@@ -14,7 +14,8 @@ from ..probe_history import ProbeHistory
 from .divergence import blew_up
 from .rows import RunRows
 from .runner import Context
-from .thresholds import RECENT, WARMUP_LR
+from .fmt import nice
+from .thresholds import RAISE_MAX, RAISE_MIN, RAISE_NO_PROBES, RECENT, UPDATE_TARGET, WARMUP_LR
 
 
 def _update_window(run: RunRows, h: ProbeHistory, early: bool) -> tuple[float | None, list[int]]:
@@ -50,3 +51,28 @@ def update_window(ctx: Context) -> tuple[float | None, list[int]]:
         ctx.cache["update_window"] = (_update_window(ctx.run, ctx.probes, early=blew_up(ctx))
                                       if ctx.probes is not None else (None, []))
     return ctx.cache["update_window"]
+
+
+def window_lr(ctx: Context) -> float:
+    """The median LR at the steps the update ratio is read at (the peak LR when unknown)."""
+    _, steps = update_window(ctx)
+    lrs = [ctx.run.lr_at(s) for s in steps]
+    return float(np.nanmedian(lrs)) if np.isfinite(lrs).any() else ctx.run.peak_lr
+
+
+def raised_lr(ctx: Context) -> tuple[float | None, str]:
+    """The LR that brings the update/weight ratio toward 1e-3, and why: one number for every finding that raises it.
+
+    The ratio scales with the LR, so the LR it was measured at times 1e-3 / ratio (at least 10x, at most 1e4x:
+    a ratio read off frozen weights says "much more", not exactly how much); 100x without probes.
+    """
+    ratio, _ = update_window(ctx)
+    lr = window_lr(ctx)
+    if not (math.isfinite(lr) and lr > 0):
+        return None, ""
+    if ratio is not None and math.isfinite(ratio) and ratio > 0:
+        factor = float(np.clip(UPDATE_TARGET / ratio, RAISE_MIN, RAISE_MAX))
+        why = f"brings the update/weight ratio toward {UPDATE_TARGET:g}"
+    else:
+        factor, why = RAISE_NO_PROBES, "a flat loss needs a step about 100x larger"
+    return nice(lr * factor), why

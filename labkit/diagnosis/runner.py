@@ -3,7 +3,8 @@
 Two rules, both generic:
 - an entry whose every code is already explained by an earlier finding is
   not run (after a blow-up nothing else is computed on exploded values);
-- a finding is hidden when a finding of another entry explains its code.
+- a finding is hidden when a finding of another entry explains its code
+  ("not judged" notes are no findings: they explain nothing).
   Hidden findings still explain others: a flat loss blamed on the init is
   still a flat loss, so it still rules out a plateau or underfitting.
 """
@@ -47,10 +48,10 @@ def _as_list(out: CheckResultT) -> list[Finding]:
 
 
 def _explainers(code: str, made: list[tuple[FindingCheck, Finding]], other_than: FindingCheck):
-    """(finding, rule) pairs of other entries that explain `code`."""
+    """(finding, rule) pairs of other entries that explain `code` ("not judged" notes explain nothing)."""
     for check, f in made:
-        if check is other_than:
-            continue
+        if check is other_than or f.code == "not_judged":
+            continue  # a note says what could not be judged: it is no cause (too few steps hid underfitting)
         for rule in check.explains:
             if rule.covers(code) and rule.when(f):
                 yield f, rule

@@ -106,7 +106,7 @@ def _batch(ctx: Context, notes: list[Finding]) -> Any:
 
 
 @finding("symmetry", codes={"symmetry", "not_judged"}, explains=[
-    Explains({"dead_units", "activation_collapse", "saturated_units"}),
+    Explains({"dead_units", "activation_collapse", "saturated_units", "vanishing_gradients"}),
     Explains({"lr_too_low", "update_ratio_low", "underfitting"}, when=is_concern)])
 def symmetry(ctx: Context) -> list[Finding]:
     """Symmetric units: zero-norm weights in the probes, identical unit outputs on a batch."""

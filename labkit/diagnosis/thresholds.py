@@ -25,6 +25,9 @@ UPDATE_TARGET = 1e-3  # the lectures' rule of thumb for ||dW|| / ||W|| per step
 UPDATE_HIGH = 3e-2  # 30x above 1e-3: each step rewrites 3% of the weights (healthy Adam/SGD runs here: 1e-3 to 1e-2)
 UPDATE_LOW = 3e-5  # 30x below: a thousand steps move the weights by 3%, far too slow for these short runs
 UPDATE_ALARM = 30.0  # a further 30x beyond either bound is an alarm
+RAISE_MIN, RAISE_MAX = 10.0, 1e4  # a too-low LR is raised 10x at least (less is noise) and 1e4x at most (a ratio
+# read off nearly frozen weights says "much more", not exactly how much)
+RAISE_NO_PROBES = 100.0  # without an update ratio: a flat loss needs a step about 100x larger
 RECENT = 5  # snapshots in the "recent window" (at probe.every=25: the last 125 steps)
 DEAD_WARN = 0.5  # half of a layer's ReLUs silent on the whole probe batch: its capacity is halved
 DEAD_ALARM = 0.9  # 90%: the layer passes almost nothing; gradients through it are mostly zero
@@ -34,6 +37,13 @@ CONFIDENT = 0.8  # ... so late saturation is judged only while train accuracy is
 COLLAPSE_RATIO = 0.1  # a deeper layer's activation std under a tenth of the first's, shrinking layer by layer to it
 COLLAPSE_ALARM = 1e-3  # under a thousandth the deep layers carry no signal at all
 MIN_COLLAPSE_LAYERS = 3  # "across depth" needs at least three activation layers
+NARROW_SPREAD = 0.05  # a sigmoid/tanh layer whose values have a std under 5% of the activation's range gives
+# (nearly) the same output for every input: Xavier-initialized layers spread 9-30% (10-layer sigmoid: 9%, tanh: 23%),
+# an N(0, 0.01) sigmoid stack 0.3-1.5%
+VANISH_RATIO = 1e-3  # the first layer's weight gradient under a thousandth of the last layer's: healthy nets
+# (He/Xavier, batch norm, convnets, resnets) measured 0.2 to 8 on this lab's models, so 1e-3 is 200x below them
+VANISH_ALARM = 1e-6  # under a millionth the first layers cannot move at all within a run of this lab's length
+VANISH_SHRINKING = 0.75  # ... and shrinking layer by layer toward the input (3 of 4 steps): not one odd layer
 SYMMETRY_TOL = 1e-6  # units whose outputs agree to 1e-6 (relative) are the same unit
 
 # the fixes' standard values: the lectures' and this lab's usual first settings
@@ -48,3 +58,5 @@ VAL_SIZE = 1000  # a validation split large enough for a gap of a few points to 
 
 PLOT_CURVES, PLOT_STATS, PLOT_GRADS = "learning_curves", "activation_stats", "gradients"
 PLOT_FIRST = "activations_first"  # the step-0 histograms: the lectures' picture of a bad init
+CHANCE_BAND = 0.1  # a finished run whose best accuracy is within a tenth of the way from chance to 100% learned
+# (almost) nothing: 19% on CIFAR-10, 55% on a 2-class set; a default CIFAR run passes 19% within its first epoch

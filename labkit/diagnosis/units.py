@@ -18,7 +18,7 @@ from .fmt import g, num, pct, round3
 from .registry import Explains, Needs, finding, is_alarm, is_concern
 from .runner import Context
 from .thresholds import (COLLAPSE_ALARM, COLLAPSE_RATIO, CONFIDENT, DEAD_ALARM, DEAD_WARN, MIN_COLLAPSE_LAYERS,
-                         PLOT_FIRST, PLOT_STATS, SAT_INIT, SAT_LATE)
+                         NARROW_SPREAD, PLOT_FIRST, PLOT_STATS, SAT_INIT, SAT_LATE)
 
 
 def _loss_note(ctx: Context) -> str:
@@ -94,8 +94,73 @@ def _last_ratio(h: ProbeHistory) -> float:
     return s[-1] / s[0] if len(s) > 1 and s[0] > 0 else math.nan
 
 
+def narrow(h: ProbeHistory, i: int) -> tuple[list[tuple[str, float]], float, int] | None:
+    """(layer spreads, activation range, layers narrow) when snapshot `i`'s deep sigmoid/tanh layers carry no signal.
+
+    A spread is a layer's std as a fraction of its activation's range. Under NARROW_SPREAD every input gives
+    nearly the same value: small weights keep a sigmoid at 0.5 (tanh at 0) for every example. The std need not
+    shrink layer by layer for that (each unit sits at its own constant), so `_collapsed` alone misses it.
+    """
+    from ..activations import ACTIVATIONS
+
+    snap = h.snapshot(i)
+    pairs: list[tuple[str, float]] = []
+    width = math.nan
+    for name in layers_of(h, "saturating"):
+        act = h.activation(name)
+        lo, hi = ACTIVATIONS.entry(act).traits.get("limit", (math.nan, math.nan))
+        s = num((snap.get(name) or {}).get("std"))
+        if math.isfinite(s) and hi > lo:
+            width = hi - lo
+            pairs.append((name, s / width))
+    if len(pairs) < MIN_COLLAPSE_LAYERS:
+        return None
+    n = sum(v < NARROW_SPREAD for _, v in pairs)
+    # the deepest layer and most of the others: one quiet layer in a healthy stack is not a collapse
+    if pairs[-1][1] < NARROW_SPREAD and n >= max(2, (len(pairs) + 1) // 2):
+        return pairs, width, n
+    return None
+
+
+def _narrow_finding(ctx: Context) -> Finding | None:
+    """Deep sigmoid/tanh layers giving (nearly) the same value for every input, from the init or later."""
+    h, cfg = ctx.probes, ctx.config
+    at_init = narrow(h, 0) if h.steps[0] == 0 else None
+    latest = narrow(h, -1)
+    if at_init is None and latest is None:
+        return None
+    i = -1 if latest is not None else 0
+    pairs, width, n = latest if latest is not None else at_init
+    act = h.activation(pairs[0][0])
+    snap = h.snapshot(i)
+    chain = " -> ".join(g(num((snap.get(k) or {}).get("std")), 2) for k, _ in pairs)
+    means = [num((snap.get(k) or {}).get("mean")) for k, _ in pairs[1:]]
+    ev = (f"{act} std by depth at step {h.steps[i]}: {chain} (mean {g(float(np.nanmedian(means)), 2)}); {n} of "
+          f"{len(pairs)} layers spread less than {NARROW_SPREAD:.0%} of {act}'s range ({g(width)}), so every input "
+          "gives nearly the same values and the deep layers pass on no signal")
+    values = {"spread": dict(pairs), "narrow": n, "when": "latest" if latest is not None else "init", "ratio":
+              pairs[-1][1] / pairs[0][1] if pairs[0][1] > 0 else math.nan}
+    if latest is not None and at_init is None and h.steps[0] == 0:
+        words, fixes = offer(cfg, [lower_lr(ctx.run.peak_lr), ("add batch norm", BATCH_NORM)])
+        return Finding("activation_collapse", "warn", "Activations collapse during training: every input gives "
+                       "the same values", ev + "; at step 0 they did not, so the init is not the cause",
+                       join_or(words), PLOT_STATS, h.steps[i], values, fixes)
+    if latest is None:
+        ev += f"; by step {h.steps[-1]} it recovered"
+    words, fixes = offer(cfg, [*init_options(cfg), ("add batch norm", BATCH_NORM)])
+    sug = join_or(words) + f"; {'each' if len(words) > 1 else 'it'} keeps the variance from layer to layer"
+    return Finding("activation_collapse", "warn" if latest is not None else "info",
+                   "Activations collapse: every input gives nearly the same values (init too small)", ev, sug,
+                   PLOT_STATS, h.steps[i], values, fixes)
+
+
 @finding("activation_collapse", codes={"activation_collapse"}, needs=Needs(probes=True), explains=INIT_CAUSE)
 def collapse(ctx: Context) -> Finding | None:
+    """Activations collapsing with depth (std shrinking layer by layer, or deep sigmoid/tanh layers without spread)."""
+    return _shrinking(ctx) or _narrow_finding(ctx)
+
+
+def _shrinking(ctx: Context) -> Finding | None:
     """Activation std shrinking layer by layer: blamed on the init only when the init itself collapses."""
     h, cfg = ctx.probes, ctx.config
     at_init = _collapsed(h, 0) if h.steps[0] == 0 else None
@@ -148,7 +213,7 @@ def saturated(ctx: Context) -> Finding | None:
         vals = [v for v in sat0.values() if math.isfinite(v)]
         if vals and float(np.median(vals)) >= SAT_INIT:
             med = float(np.median(vals))
-            ev = (f"saturated values at step 0 (initialization): " + ", ".join(f"{k} {pct(v)}" for k, v in sat0.items())
+            ev = ("saturated values at step 0 (initialization): " + ", ".join(f"{k} {pct(v)}" for k, v in sat0.items())
                   + f" (median {pct(med)}; a value counts within 2% of the {act} range from a limit, where its "
                   "gradient is ~0)")
             words, fixes = offer(ctx.config, [

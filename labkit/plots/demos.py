@@ -114,11 +114,18 @@ def optimizer_trajectories(result: Mapping[str, Any]) -> Figure:
         ax.contourf(X, Y, Z, levels=levels, cmap="Greys_r", alpha=0.55, extend="max")
         ax.contour(X, Y, Z, levels=levels, colors="0.55", linewidths=0.4)
     x0, x1, y0, y1 = result["x"][0], result["x"][-1], result["y"][0], result["y"][-1]
+    drawn: dict[str, np.ndarray] = {}
     for k, (name, path) in enumerate(result["paths"].items()):
         color = RUN_COLORS[k % len(RUN_COLORS)]
         p = np.asarray(path)
         loss = np.asarray(result["losses"][name])
-        ax.plot(p[:, 0], p[:, 1], "-", color=color, lw=1.6, marker="o", ms=2, label=f"{name} (lr {result['lrs'][name]:g})")
+        # a path another optimizer already took (adam and adamw without weight decay) would hide under it:
+        # it is drawn dashed on top, and the legend says whose path it repeats
+        same = next((other for other, q in drawn.items() if q.shape == p.shape and np.allclose(q, p)), None)
+        drawn[name] = p
+        label = f"{name} (lr {result['lrs'][name]:g})" + (f", same path as {same}" if same else "")
+        ax.plot(p[:, 0], p[:, 1], "--" if same else "-", color=color, lw=2.2 if same else 1.6, marker="o",
+                ms=2, label=label, zorder=3 if same else 2)
         ax.plot(p[-1, 0], p[-1, 1], "o", color=color, ms=6, mec="black")
         ax_l.plot(np.arange(len(loss)), loss - (np.nanmin(result["z"]) if result.get("log") else 0), color=color, lw=1.5,
                   label=name)

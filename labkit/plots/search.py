@@ -50,11 +50,13 @@ def _coord(p: Param, v: Any) -> float:
 
 def sampler_planes(panels: dict[str, Sequence[dict]], x: Param, y: Param, *,
                    curves: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-                   score: str = "val_acc") -> Figure:
+                   score: str = "val_acc", ranked: bool = True) -> Figure:
     """Trials in the plane of an important (x) and an unimportant (y) parameter, one panel per search,
     with the score marginal along each axis (Bergstra & Bengio 2012, figure 1).
 
     curves: optional true marginals {"x": (xs, g(xs)), "y": (ys, h(ys))} drawn in grey.
+    ranked=False: the scores cannot tell the parameters apart (a search too small to mean anything), so the
+    axes are not labelled important / unimportant.
     """
     n = len(panels)
     fig = Figure(figsize=(5.4 * n, 5.6), layout="constrained")
@@ -80,8 +82,8 @@ def sampler_planes(panels: dict[str, Sequence[dict]], x: Param, y: Param, *,
             main.legend(loc="lower right", fontsize=8)
         _set_scale(main, x, "x")
         _set_scale(main, y, "y")
-        main.set_xlabel(f"{x.path} (important)")
-        main.set_ylabel(f"{y.path} (unimportant)")
+        main.set_xlabel(f"{x.path} (important)" if ranked else x.path)
+        main.set_ylabel(f"{y.path} (unimportant)" if ranked else y.path)
         main.grid(alpha=0.25)
         # marginals: the score each trial got, projected onto each axis
         if curves and "x" in curves:
@@ -278,9 +280,15 @@ def trial_curves(curves: dict[int, dict[str, Any]], metric: str = "loss", title:
                     ls="--" if bad else "-", zorder=2)
     if metric == "loss":
         ax.set_ylabel(f"training loss (moving average, beta {smooth:g})")
-        ys = [v for c in curves.values() for v in c["y"] if v is not None and math.isfinite(v)]
-        if ys:
-            ax.set_ylim(0, min(max(ys), 4 * float(np.median(ys)) + 1e-9) * 1.05)
+        # the limits of what is drawn (the moving averages), not of the raw batch losses: a spike of 16 in
+        # the raw values stretched the axis to 16 for lines between 4 and 6; a blow-up is clipped at 4x the median
+        ys = np.array([v for ln in ax.get_lines() for v in np.asarray(ln.get_ydata(), dtype=float)])
+        ys = ys[np.isfinite(ys)]
+        if ys.size:
+            hi = min(float(ys.max()), 4 * float(np.median(ys)) + 1e-9)
+            lo = float(ys.min())
+            pad = 0.08 * (hi - lo or abs(hi) or 1.0)
+            ax.set_ylim(max(0.0, lo - pad), hi + pad)
     else:
         ax.set_ylabel(metric)
     ax.set_xlabel("epoch")

@@ -16,12 +16,14 @@ import ipywidgets as W
 
 from ..config import Config
 from ..data.sets import DATASETS, train_size_of
+from ..diagnosis.outcome import at_chance
 from ..errors import LabkitError
 from ..events import EndEvent
+from ..fields import differing
 from ..schedules import schedule_curve, steps_per_epoch
 from ..training import Run, train
 from .compare import CompareTab
-from .controls import Controls
+from .controls import Controls, describe_changes, setting_label
 from .demos_tab import DemosTab
 from .live import LiveViews, png, png_image
 from .urlstate import config_from_query, query_from_config, read_query_string
@@ -68,6 +70,11 @@ class Lab:
         self.runs: list[Run] = []
         self._lock = threading.Lock()
         self.message = W.HTML()
+        self.link_note = W.HTML()  # what a shared link asked for that the lab could not do, and why
+        self.lr_note = W.HTML()  # when the LR preview is not of the settings shown (they cannot train)
+        self.run_caption = W.HTML()  # which run the curves and probe views belong to
+        self.train_problem: str | None = None  # why Train is disabled (None: it is not)
+        self._shown_config: Config | None = None  # the config of the run the views show
         self.live = LiveViews(on_end=self._ended)
         self.controls = Controls(base, on_change=self._on_change)
         self.train_btn = W.Button(description="Train", button_style="success", icon="play",
@@ -77,7 +84,7 @@ class Lab:
         self.train_btn.on_click(lambda _: self.train())
         self.stop_btn.on_click(lambda _: self.stop())
         self.share = W.HTML()
-        self.aug_btn = W.Button(description="Preview augmentations", icon="image",
+        self.aug_btn = W.Button(description="Preview augmentations", icon="image", layout=W.Layout(width="auto"),
                                 tooltip="show real training images with the chosen flip, crop, cutout, mixup, cutmix")
         self.aug_btn.on_click(lambda _: self._augment_async())
         self.aug_img = png_image(width="100%", max_width="760px")
@@ -88,10 +95,14 @@ class Lab:
         self.demos = DemosTab(lambda: self.controls.config)
         self.extra_tabs = self._optional_tabs()
         self.widget = self._layout()
+        self._preview(self.controls.config)  # the defaults' preview: what shows if a link's settings cannot train
         problems = self._apply_query(read_query_string() if query is None else query)
-        self._on_change(*self._current())
         if problems:
-            self.say("\n".join(problems), "warn")
+            items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+            self.link_note.value = _msg(f"<b>The link's settings had {len(problems)} problem"
+                                        f"{'s' * (len(problems) != 1)}:</b><ul style='margin:2px 0'>{items}</ul>",
+                                        "warn")
+        self._on_change(*self._current())
         self.compare.refresh()
         # import the training side now, so the first Train does not pay for it
         threading.Thread(target=_warm_up, daemon=True, name="labkit-lab-warmup").start()
@@ -120,7 +131,7 @@ class Lab:
                 plan = schedule_curve(cfg, size)
                 spe = steps_per_epoch(size, cfg.train.batch_size)
             except LabkitError as e:
-                self.say(html.escape(str(e)), "error")
+                self.say("Train is disabled: " + self._why_not(str(e)), "error")
                 return None
             self.live.begin(cfg, plan, spe)
             diagnose = self.extra_tabs.get("Diagnose")
@@ -136,6 +147,8 @@ class Lab:
                 self.say(html.escape(str(e)), "error")
                 return None
             self.runs.append(self.run)
+            self._shown_config = cfg
+            self._caption("training")
             self.train_btn.disabled, self.stop_btn.disabled = True, False
             self.say(f"Training <b>{html.escape(self.run.id)}</b> ... files in {html.escape(str(self.run.dir))}")
             return self.run
@@ -167,8 +180,7 @@ class Lab:
         except LabkitError as e:
             self.say(html.escape(str(e)), "error")
         else:
-            names = ", ".join(f"{k} = {v}" for k, v in changes.items())
-            self.say(f"Applied {html.escape(names)}: press Train to try it.", "info")
+            self.say(f"Applied {html.escape(describe_changes(changes))}: press Train to try it.", "info")
 
     def say(self, text_html: str, kind: str = "info") -> None:
         """Show a message in the dashboard's message area."""
@@ -187,28 +199,80 @@ class Lab:
             return None, str(e)
 
     def _on_change(self, cfg: Config | None, error: str | None) -> None:
-        """Validate, redraw the LR preview, update the share link (runs on every control change)."""
+        """Validate, say why Train is disabled, redraw the LR preview, update the share link (on every change)."""
         running = self.run is not None and not self.run.done
-        if cfg is not None:
+        shown = cfg
+        if cfg is not None and error is None:
             try:
                 cfg = cfg.replace(**{"train.out": str(self.out)}).validate()
             except LabkitError as e:
-                cfg, error = None, str(e)
+                error = str(e)
+        self.train_problem = error
+        self.controls.show_config_problem(error)
+        self.train_btn.disabled = running or error is not None
         if error is not None:
-            self.say(html.escape(error), "error")
-            self.train_btn.disabled = True
-            return
-        self.train_btn.disabled = running
-        if not running:
+            self.say("Train is disabled: " + self._why_not(error), "error")
+            self.lr_note.value = ("<small style='color:#7a4f00'>the preview shows the last settings that could "
+                                  "train; fix the setting marked in red to see these</small>")
+        elif not running:
             self.say("")
-            size = train_size_of(cfg.data)
-            self.lr_preview = schedule_curve(cfg, size)
-            self.live.lr.set_plan(self.lr_preview, steps_per_epoch(size, cfg.train.batch_size))
-        q = query_from_config(cfg)
-        self.share.value = (f"<small>Share these settings: <a href='?{html.escape(q)}' target='_blank'>link</a> "
-                            f"(in Voila) &middot; query <code style='word-break:break-all'>?{html.escape(q)}</code></small>")
-        if self._aug_live:
+            self.lr_note.value = ""
+            self._preview(cfg)
+        self._share(shown, valid=error is None)
+        self._settings_moved_on(cfg if error is None else None)
+        if self._aug_live and error is None:
             self._augment_async()
+
+    def _why_not(self, error: str) -> str:
+        """Why these settings cannot train, as HTML naming the controls as the lab labels them (no CLI flags)."""
+        problems = self.controls.problems()
+        if not problems and self.controls.config_problem is not None:
+            problems = dict([self.controls.config_problem])  # a rule between fields that names one of them
+        if problems:
+            return "; ".join(f"<b>{html.escape(setting_label(p))}</b>: {html.escape(t)}" for p, t in problems.items())
+        return html.escape(error.split("; fix:")[0])
+
+    def _preview(self, cfg: Config) -> None:
+        """Draw the LR schedule `cfg` would use (before training)."""
+        size = train_size_of(cfg.data)
+        self.lr_preview = schedule_curve(cfg, size)
+        self.live.lr.set_plan(self.lr_preview, steps_per_epoch(size, cfg.train.batch_size))
+
+    def _share(self, cfg: Config | None, valid: bool) -> None:
+        """The share box: a link to these settings (the defaults need none), and whether they can train."""
+        if cfg is None:  # the controls do not make a config (e.g. milestones "0.3,,x"): keep the last link
+            return
+        q = query_from_config(cfg)
+        where = (f"<a href='?{html.escape(q)}' target='_blank'>link</a> (in Voila) &middot; query "
+                 f"<code style='word-break:break-all'>?{html.escape(q)}</code>" if q else
+                 "these are the defaults: the lab's address without a query opens them")
+        warn = "" if valid else "<br><span style='color:#b00020'>these settings cannot train yet</span>"
+        self.share.value = f"<small>Share these settings: {where}{warn}</small>"
+
+    def _settings_moved_on(self, cfg: Config | None) -> None:
+        """Say when the views show a run whose settings differ from the controls; tell the Diagnose tab."""
+        diagnose = self.extra_tabs.get("Diagnose")
+        if diagnose is not None and hasattr(diagnose, "settings_changed"):
+            diagnose.settings_changed(cfg)
+        if self.run is not None and self.run.done:
+            self._caption(self.run.status)
+
+    def _caption(self, state: str) -> None:
+        """The curves' caption: which run they belong to, and whether the settings moved on since."""
+        if self.run is None:
+            self.run_caption.value = ""
+            return
+        note = ""
+        cfg, _ = self._current()
+        ran = self._shown_config
+        if state != "training" and ran is not None:
+            changed = [] if cfg is None else [p for p, _ in differing(cfg, ran).items() if p not in ("train.out", "train.name")]
+            if cfg is None or changed:
+                note = (" &middot; <b>the settings have changed since</b>" +
+                        (f" ({html.escape(', '.join(setting_label(p) for p in changed[:4]))}"
+                         f"{', ...' if len(changed) > 4 else ''})" if changed else "") + ": press Train to run them")
+        self.run_caption.value = (f"<small style='color:#555'>run <b>{html.escape(self.run.id)}</b> "
+                                  f"({html.escape(state)}){note}</small>")
 
     def _apply_query(self, query: str) -> list[str]:
         if not query:
@@ -225,13 +289,29 @@ class Lab:
             final = (e.summary or {}).get("final", {}) or {}
             parts = [f"{k.replace('_', ' ')} {final[k]:.3f}" for k in ("train_acc", "val_acc", "test_acc")
                      if isinstance(final.get(k), (int, float))]
-            self.say(f"Run <b>{rid}</b> completed: {', '.join(parts)}. {html.escape(e.message or '')}", "ok")
+            start = self.live.log.start
+            chance = at_chance(final, start.classes if start is not None else None)
+            if chance is not None:  # it ran to the end, but learned nothing: not a success
+                self.live.progress.warn()
+                self.say(f"Run <b>{rid}</b> completed, but <b>at chance level</b>: {', '.join(parts)}; guessing "
+                         f"gives {chance['chance']:.3f} (1/{start.classes}), so the model learned nothing. "
+                         "The <b>Diagnose</b> tab says why.", "warn")
+            else:
+                # the loop's message: "completed 300 steps in 1.3 s; accuracy 0.992" (the accuracy is in parts)
+                msg = e.message or ""
+                how = msg.removeprefix("completed").split(";")[0].strip() if msg.startswith("completed") else ""
+                extra = "" if msg.startswith("completed") else f" {html.escape(msg)}"
+                self.say(f"Run <b>{rid}</b> completed{' ' + html.escape(how) if how else ''}: "
+                         f"{', '.join(parts)}.{extra}", "ok")
         elif e.status == "stopped":
-            self.say(f"Run <b>{rid}</b> stopped ({html.escape(e.message)}); its files are kept.", "warn")
+            # the loop's message starts with "stopped" itself ("stopped by request at step 12 (epoch 0.40)")
+            how = (e.message or "").removeprefix("stopped").strip()
+            self.say(f"Run <b>{rid}</b> stopped {html.escape(how)}; its files are kept.".replace(" ;", ";"), "warn")
         elif e.status == "diverged":
             self.say(f"Run <b>{rid}</b> diverged: {html.escape(e.message)}\n{DIVERGED_HINT}", "error")
         else:
             self.say(f"Run <b>{rid}</b> failed: {html.escape(e.message)}", "error")
+        self._caption(e.status)
         try:
             self.compare.refresh()
             for tab in self.extra_tabs.values():
@@ -281,15 +361,16 @@ class Lab:
         buttons = W.HBox([self.train_btn, self.stop_btn, self.live.progress.bar],
                          layout=W.Layout(align_items="center"))
         right = W.VBox([
-            buttons, self.live.progress.label, self.message,
-            _section("Learning curves", self.live.curves.image),
+            buttons, self.live.progress.label, self.message, self.link_note,
+            _section("Learning curves", self.run_caption, self.live.curves.image),
             W.HBox([W.VBox([_section("Learning rate (preview before training, then what the optimizer used)",
-                                     self.live.lr.image)], layout=W.Layout(width="480px")),
+                                     self.lr_note, self.live.lr.image)], layout=W.Layout(width="480px")),
                     W.VBox([_section("Share", self.share)], layout=W.Layout(width="400px", padding="0 0 0 12px"))]),
             _section("Inside the network", self.live.probes.widget),
             _section("Augmentation preview", W.HBox([self.aug_btn, self.aug_note]), self.aug_img),
-        ], layout=W.Layout(flex="1 1 auto", min_width="0"))
-        train_tab = W.HBox([left, right], layout=W.Layout(align_items="flex-start"))
+        ], layout=W.Layout(flex="1 1 600px", min_width="600px"))
+        # below ~1,100 px the figures would shrink to half size beside the settings: the views wrap below them
+        train_tab = W.HBox([left, right], layout=W.Layout(align_items="flex-start", flex_flow="row wrap"))
         children = [train_tab, self.compare.widget, self.demos.widget]
         titles = ["Train", "Compare", "Demos"]
         for name, tab in self.extra_tabs.items():

@@ -1,14 +1,21 @@
 """The lab's controls: one widget per config field, built from its declaration in labkit.fields, producing a Config.
 
-Kinds, labels, bounds and dropdown names come from the field declarations
-(bounds equal the validator's; a new optimizer in OPTIMIZERS appears here by
-itself); optimizer and schedule parameters are shown only where the chosen
-entry uses them. State is the Config the widgets describe, nothing more.
+Kinds, labels and dropdown names come from the field declarations (a new
+optimizer in OPTIMIZERS appears here by itself); optimizer and schedule
+parameters are shown only where the chosen entry uses them. State is the
+Config the widgets describe, nothing more.
+
+Number boxes hold what was typed, in range or not: a bounded box would
+silently change -5 into 0, which means "all images" for the subset and
+"probes off" for probe every. A value outside the field's range is said
+beside its control instead (`problem`), and the lab disables Train with the
+reason.
 """
 from __future__ import annotations
 
+import html
 import math
-import sys
+import re
 from typing import Any, Callable
 
 import ipywidgets as W
@@ -16,17 +23,16 @@ import traitlets
 
 from ..config import Config
 from ..errors import LabkitError
-from ..fields import FIELDS, SECTIONS as SECTION_TITLES, Field, get_field, relevant, value_text
+from ..fields import FIELDS, SECTIONS as SECTION_TITLES, get_field, relevant, value_text
 from ..registry import Registry
 
-LABEL_W = "120px"
+LABEL_W = "150px"  # the longest labels ("milestones (fractions)", "probe every (steps)") fit without "..."
 CONTROL_W = "300px"
-SLIDER_W = "150px"
+SLIDER_W = "140px"
+UNDER_MARGIN = "0 0 4px 154px"  # help and notes start under the input, not under the label
+UNDER_W = "240px"  # and end inside the settings column (450 px less the accordion's padding)
 
-# A browser's number box cannot hold infinity: a field without an upper end gets the largest number the
-# box carries exactly (integers: 2**53 - 1, a JavaScript number's exact limit; floats: the largest double).
-INT_MAX = 2**53 - 1
-FLOAT_MAX = sys.float_info.max
+PLACEHOLDER = "(choose a preset)"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "lecture baseline": {"data.dataset": "cifar10", "data.subset": 5000, "model.kind": "convnet", "model.width": 32,
@@ -63,10 +69,39 @@ def _style() -> dict:
     return {"description_width": LABEL_W}
 
 
-def _upper(f: Field) -> float:
-    if f.hi != math.inf:
-        return f.hi
-    return INT_MAX if f.widget_kind() == "int" else FLOAT_MAX
+def setting_label(path: str) -> str:
+    """The name the lab's controls give `path` ("learning rate" for optim.lr), from its field declaration."""
+    f = FIELDS.get(path)
+    return f.widget_label() if f is not None else path
+
+
+def describe_changes(changes: dict[str, Any]) -> str:
+    """Settings as the lab shows them: "learning rate = 0.01, warmup (epochs) = 1"."""
+    return ", ".join(f"{setting_label(p)} = {value_text(v)}" for p, v in changes.items())
+
+
+def field_problem(path: str, value: Any) -> str | None:
+    """Why `value` does not fit the field at `path`, in the lab's words; None when it fits.
+
+    The field's own range and names (labkit.fields) decide; the words name the control as the lab labels it.
+    """
+    f = get_field(path)
+    if f.choices is not None and value not in f.offered():
+        return f"{value!r} is not offered; choose one of: {', '.join(f.offered())}"
+    if not f.is_range:
+        return None
+    for v in (value if f.is_list else [value]):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"{v!r} is not a number; allowed: {f.range_text()}{f.hint}"
+        if not f.in_range(v):
+            return f"{value_text(v)} is out of range; allowed: {f.range_text()}{f.hint}"
+    return None
+
+
+def problem_html(text: str) -> str:
+    """A control's note: what is wrong with its value (red, small, wrapped to the column)."""
+    return (f"<div style='white-space:normal;line-height:1.3;color:#b00020;font-size:12px'>&#9888; "
+            f"{html.escape(text)}</div>")
 
 
 class LogNumber(W.HBox):
@@ -74,13 +109,14 @@ class LogNumber(W.HBox):
 
     A log slider alone snaps typed values to its steps (0.003 became 3.16e-3); here the box is the value
     and the slider only moves it when dragged. A log scale has no 0, so the slider starts at the field's
-    `log_min`; smaller values (down to the box's lower end) are typed.
+    `log_min`; smaller values are typed. The box is unbounded: a value outside the field's range (0, a
+    negative rate) stays as typed and the lab says beside it why it cannot train.
     """
 
     value = traitlets.Float()
 
     def __init__(self, value: float, lo: float, hi: float, log_min: float, step: float, **kw: Any):
-        self.box = W.BoundedFloatText(value=value, min=lo, max=hi, **kw)
+        self.box = W.FloatText(value=value, **kw)
         self._step = step
         self._ends = (log_min, hi)
         self.slider = W.FloatLogSlider(value=self._clamp(value), base=10, min=math.log10(log_min),
@@ -131,10 +167,8 @@ def make_widget(path: str, value: Any = _DEFAULT) -> W.Widget:
     if kind == "slider":
         return W.FloatSlider(value=value, min=f.lo, max=f.hi, step=f.step, readout_format=".2f", **kw)
     if kind == "int":
-        return W.BoundedIntText(value=value, min=int(f.lo), max=int(_upper(f)), **kw)
+        return W.IntText(value=value, **kw)  # unbounded on purpose: see the module doc
     if kind == "float":
-        if f.is_range:
-            return W.BoundedFloatText(value=value, min=f.lo, max=_upper(f), **kw)
         return W.FloatText(value=value, **kw)
     if kind == "list":
         return W.Text(value=value_text(value), **kw)
@@ -154,15 +188,21 @@ class Controls:
                 w = make_widget(path, self.base.get(path))
                 w.observe(lambda ch, p=path: self._changed(p), names="value")
                 self.widgets[path] = w
-        self.help = {path: W.HTML(layout=W.Layout(margin="0 0 4px 124px", width=CONTROL_W)) for path in HELP_TABLES}
-        self.preset = W.Dropdown(options=["(choose a preset)", *PRESETS], value="(choose a preset)",
-                                 description="preset", style=_style(), layout=_layout())
+        self.help = {path: W.HTML(layout=W.Layout(margin=UNDER_MARGIN, width=UNDER_W)) for path in HELP_TABLES}
+        # beside each control: why its value cannot train (hidden while it can)
+        self.notes = {path: W.HTML(layout=W.Layout(margin=UNDER_MARGIN, width=UNDER_W, display="none"))
+                      for path in self.widgets}
+        self.preset = W.Dropdown(options=[PLACEHOLDER, *PRESETS], value=PLACEHOLDER, description="preset",
+                                 style={"description_width": "60px"}, layout=W.Layout(width="330px"))
         self.preset.observe(self._preset_chosen, names="value")
+        self._preset_busy = False
+        self.config_problem: tuple[str, str] | None = None  # (path, why) of a whole-config error naming a control
         boxes = []
         for title, paths in SECTIONS.items():
             rows: list[W.Widget] = []
             for p in paths:
                 rows.append(self.widgets[p])
+                rows.append(self.notes[p])
                 if p in self.help:
                     rows.append(self.help[p])
             boxes.append(W.VBox(rows, layout=W.Layout(padding="4px")))
@@ -189,6 +229,7 @@ class Controls:
 
     def set_config(self, cfg: Config) -> None:
         """Fill every control from `cfg` (fields without a control are kept in the base config)."""
+        self._show_preset(None)  # settings from elsewhere (a run, a fix, a link) are no preset
         self._silent = True
         try:
             self.base = cfg.copy()
@@ -211,15 +252,62 @@ class Controls:
             raise LabkitError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
         cfg = Config().replace(**{"train.out": self.base.train.out}).replace(**PRESETS[name])
         self.set_config(cfg)
+        self._show_preset(name)
+
+    # -- problems beside the controls ----------------------------------------------
+    def problem(self, path: str) -> str | None:
+        """What is wrong with the value in `path`'s control (its range or names), or None."""
+        w = self.widgets[path]
+        if FIELDS[path].is_list:
+            try:
+                value = Config().set(path, str(w.value)).get(path)
+            except LabkitError as e:
+                return str(e)
+        else:
+            value = w.value
+        return field_problem(path, value)
+
+    def problems(self) -> dict[str, str]:
+        """Every control whose value does not fit its field: {path: why}."""
+        return {p: text for p in self.widgets if (text := self.problem(p)) is not None}
+
+    def show_config_problem(self, error: str | None) -> None:
+        """Show a whole-config error (e.g. epochs 0 without steps) beside the control it names, if it names one."""
+        m = re.match(r"\s*([a-z_]+\.[a-z_]+)=?", error or "")
+        if m and m.group(1) in self.widgets and error:  # beside its control the path goes without saying
+            self.config_problem = (m.group(1), error[m.end():].split("; fix:")[0])
+        else:
+            self.config_problem = None
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        for path, note in self.notes.items():
+            text = self.problem(path)
+            if text is None and self.config_problem is not None and self.config_problem[0] == path:
+                text = self.config_problem[1]
+            note.value = problem_html(text) if text else ""
+            note.layout.display = "" if text else "none"
 
     # -- reactions -----------------------------------------------------------------
+    def _show_preset(self, name: str | None) -> None:
+        """Show `name` (None: the placeholder) in the preset dropdown without applying it."""
+        self._preset_busy = True
+        try:
+            self.preset.value = name if name in PRESETS else PLACEHOLDER
+        finally:
+            self._preset_busy = False
+
     def _preset_chosen(self, change: dict) -> None:
-        if change["new"] in PRESETS:
+        if not self._preset_busy and change["new"] in PRESETS:
             self.apply_preset(change["new"])
 
     def _changed(self, path: str | None) -> None:
         if self._silent:
             return
+        if path is not None:
+            self._show_preset(None)  # an edit after a preset: the settings are no longer that preset
+        self.config_problem = None
+        self._show_notes()
         self._show_relevant()
         if self.on_change is not None:
             try:
@@ -238,7 +326,8 @@ class Controls:
             _show(w, relevant(path, **chosen))
         for path, table in HELP_TABLES.items():
             _show(self.help[path], relevant(path, **chosen))
-            self.help[path].value = f"<small style='color:#555'>{table.entry(v[path].value).help}</small>"
+            self.help[path].value = (f"<div style='white-space:normal;line-height:1.3;color:#555;font-size:12px'>"
+                                     f"{html.escape(table.entry(v[path].value).help)}</div>")
 
 
 def _show(w: W.Widget, visible: bool) -> None:

@@ -1,7 +1,8 @@
 """The Demos tab: the lectures' initialization demo and optimizer trajectories, driven by the Train tab's controls.
 
 The init demo uses the chosen activation (and marks the chosen initializer);
-the trajectories include the chosen optimizer. Computation is labkit.demos,
+the trajectories include the chosen optimizer, and the note says which were
+drawn. Computation is labkit.demos,
 drawing is labkit.plots; each demo runs on a thread so the page stays live.
 """
 from __future__ import annotations
@@ -39,9 +40,10 @@ class DemosTab:
         self.init_note = W.HTML()
         self.init_img = png_image(width="100%", max_width="900px")
         self.surface = W.Dropdown(options=_surfaces(), description="surface", style=style)
-        self.optims = W.SelectMultiple(options=[n for n in OPTIMIZERS.names() if not needs_closure(n)],
-                                       value=("sgd", "momentum", "adam"), rows=4, description="optimizers",
-                                       style=style)
+        names = [n for n in OPTIMIZERS.names() if not needs_closure(n)]
+        # every name visible at once: a selected one below the list's fold looks unselected
+        self.optims = W.SelectMultiple(options=names, value=("sgd", "momentum", "adam"), rows=len(names),
+                                       description="optimizers", style=style)
         self.steps = W.IntSlider(value=150, min=20, max=500, step=10, description="steps", style=style)
         self.opt_btn = W.Button(description="Run trajectories", button_style="primary", icon="play")
         self.opt_btn.on_click(lambda _: self._start(self.run_optimizers))
@@ -53,7 +55,8 @@ class DemosTab:
                    "Train tab (try tanh, then relu).</span>"),
             W.HBox([self.depth, self.width, self.init_btn]), self.init_note, self.init_img,
             W.HTML("<h3 style='margin:12px 0 4px'>Optimizers on ravines and saddles</h3><span style='color:#555'>"
-                   "The optimizer chosen in the Train tab is added to the ones selected here.</span>"),
+                   "Select the optimizers to compare (ctrl/cmd-click for several); the note under the "
+                   "button says which were drawn.</span>"),
             W.HBox([self.surface, self.optims, W.VBox([self.steps, self.opt_btn])]), self.opt_note, self.opt_img,
         ])
 
@@ -86,12 +89,15 @@ class DemosTab:
 
         cfg = self._config()
         names = list(self.optims.value)
-        if cfg.optim.name not in names and not needs_closure(cfg.optim.name):
+        added = cfg.optim.name not in names and not needs_closure(cfg.optim.name)
+        if added:
             names.append(cfg.optim.name)
         self.opt_note.value = f"<i>running {', '.join(names)} on {self.surface.value}...</i>"
         try:
             result = optimizer_paths(self.surface.value, names, steps=self.steps.value)
             self.opt_img.value = png(optimizer_trajectories(result))
-            self.opt_note.value = ""
+            self.opt_note.value = (f"drawn: <b>{html.escape(', '.join(result['paths']))}</b>"
+                                   + (f" ({html.escape(cfg.optim.name)} is the Train tab's optimizer, added)"
+                                      if added else ""))
         except LabkitError as e:
             self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"

@@ -8,7 +8,10 @@ created while a run trains). Each card's button draws the figure that shows
 the evidence, from the rows and probe snapshots received so far (or from a
 stored run's files). "Check this config" runs the pre-training checks and
 the LR range test on a background thread; "Use suggested LR" puts the
-suggestion into the LR control. Each finding's fixes (config path -> value)
+suggestion into the LR control. Nothing stale stays live: a new run clears
+the cards and the plot of the previous one, and once the settings differ
+from those checked, the check's result is marked as being for other
+settings and its "Use suggested LR" button is disabled. Each finding's fixes (config path -> value)
 show as buttons naming the settings and values; Apply hands the changes to
 `apply` (the lab sets its controls), so the learner sees what changed and
 trains again.
@@ -28,12 +31,16 @@ from ..config import Config
 from ..diagnosis import Finding, LiveDiagnosis, diagnose_run
 from ..errors import LabkitError
 from ..events import EndEvent, Event, StartEvent
-from ..fields import FIELDS, value_text
+from ..fields import differing
 from ..plots.babysit import lr_range_plot
 from ..plots.training import run_figure
 from ..runlog import RunLog
+from .controls import describe_changes, setting_label  # noqa: F401  (setting_label: re-exported for callers)
 from .live import png, png_image
 
+# a check's result still holds when only these differ: the LR range test sweeps the LR itself, and where runs
+# are stored changes nothing it measured
+CHECK_IGNORES = ("optim.lr", "train.out", "train.name")
 REFRESH_INTERVAL = 1.0  # seconds between live re-diagnoses (diagnose() on a few thousand rows takes milliseconds)
 MAX_CARDS = 12  # card widgets built once; more findings than this are summarized in one line
 MAX_FIXES = 7  # Apply buttons per card, built once (overfitting offers the most: up to 7)
@@ -48,17 +55,6 @@ STYLE = {  # severity -> (accent, background, label)
 PLOT_NAMES = {"learning_curves": "learning curves", "lr": "learning rate", "activations_first": "first histograms",
               "activations_last": "latest histograms", "activation_stats": "activation statistics",
               "activation_heatmap": "activation heatmap", "gradients": "gradients and updates"}
-
-
-def setting_label(path: str) -> str:
-    """The name the lab's controls give `path` ("learning rate" for optim.lr), from its field declaration."""
-    f = FIELDS.get(path)
-    return f.widget_label() if f is not None else path
-
-
-def describe_changes(changes: dict[str, Any]) -> str:
-    """A fix as the lab shows it: "learning rate = 0.01, warmup (epochs) = 1"."""
-    return ", ".join(f"{setting_label(p)} = {value_text(v)}" for p, v in changes.items())
 
 
 def card_html(f: Finding) -> str:
@@ -86,6 +82,9 @@ class DiagnosePanel:
         self.source: dict[str, Any] = {}  # what the cards describe: label, rows, history (or run_dir to read them)
         self.suggested_lr: float | None = None
         self.check_report: Any = None
+        self.check_config: Config | None = None  # the settings the shown check result is for
+        self.check_stale = False  # the settings changed since: its result and button are for another config
+        self._plot_for: str | None = None  # the run label the shown plot was drawn from
         self._gen = 0  # bumped by begin/attach/past-run diagnosis: an older thread's result is dropped
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -148,6 +147,11 @@ class DiagnosePanel:
             gen = self._gen
             self.live = LiveDiagnosis(config)
             self.source = {"label": config.train.name or "this run", "live": self.live}
+            self.findings = []
+            for _, _, box in self.cards:  # the previous run's cards and plot are not about this run
+                box.layout.display = "none"
+            self.more.value = ""
+            self._clear_plot()
         self.status.value = "<i>waiting for the first steps...</i>"
         self._wake.clear()
         self._spawn(self._live_loop, gen, self.live, name="labkit-lab-diagnose")
@@ -220,6 +224,8 @@ class DiagnosePanel:
             self.findings = found
             history = log.probes
             self.source = dict(source, log=log)
+            if self._plot_for is not None and self._plot_for != str(self.source.get("label")):
+                self._clear_plot()  # drawn from another run: it would sit under this run's findings
             steps = len(log.steps)
             alarms = sum(f.severity == "alarm" for f in found)
             warns = sum(f.severity == "warn" and f.code != "not_judged" for f in found)
@@ -275,11 +281,18 @@ class DiagnosePanel:
         f = self.findings[i]
         log = self.source.get("log") or RunLog()
         self.plot_title.value = f"<i>drawing {html.escape(PLOT_NAMES.get(f.plot, f.plot))}...</i>"
-        fig = run_figure(f.plot, log, log.probes, str(self.source.get("label", "run")))
+        label = str(self.source.get("label", "run"))
+        fig = run_figure(f.plot, log, log.probes, label)
         self.plot.value = png(fig, PLOT_DPI)
-        self.plot_title.value = (f"<b>{html.escape(PLOT_NAMES.get(f.plot, f.plot))}</b> "
+        self._plot_for = label
+        self.plot_title.value = (f"<b>{html.escape(PLOT_NAMES.get(f.plot, f.plot))}</b> of {html.escape(label)} "
                                  f"<small>(for: {html.escape(f.title)})</small>")
         return fig
+
+    def _clear_plot(self) -> None:
+        self.plot.value = b""
+        self.plot_title.value = ""
+        self._plot_for = None
 
     # -- the run store ---------------------------------------------------------------------------------
     def refresh(self, select: str | None = None) -> None:
@@ -307,6 +320,8 @@ class DiagnosePanel:
             return None
         self.check_btn.disabled, self.use_lr_btn.disabled = True, True
         self.check_status.value = "<i>checking...</i>"
+        self.check_text.value, self.check_img.value = "", b""
+        self.check_config, self.check_stale, self.suggested_lr = None, False, None
         try:
             cfg = self.base().validate()
             report = run_checks(cfg, progress=lambda s: setattr(self.check_status, "value",
@@ -317,6 +332,7 @@ class DiagnosePanel:
         finally:
             self.check_btn.disabled = False
         self.check_report = report
+        self.check_config = cfg
         ok = report.passed
         self.check_status.value = (f"<b style='color:{'#1b5e20' if ok else STYLE['alarm'][0]}'>"
                                    f"{'all checks passed' if ok else 'some checks failed'}</b> "
@@ -328,10 +344,34 @@ class DiagnosePanel:
         if self.suggested_lr is not None and self.apply_lr is not None:
             self.use_lr_btn.description = f"Use suggested LR {self.suggested_lr:.2g}"
             self.use_lr_btn.disabled = False
+        try:  # the settings may have changed while the check ran
+            self.settings_changed(self.base().validate())
+        except LabkitError:
+            self.settings_changed(None)
         return report
 
+    def settings_changed(self, config: Config | None) -> None:
+        """The lab's settings are now `config` (None: they cannot train): mark a check of other settings stale."""
+        checked = self.check_config
+        if checked is None or self.check_stale:
+            return
+        changed = (["the settings cannot train"] if config is None else
+                   [setting_label(p) for p in differing(config, checked) if p not in CHECK_IGNORES])
+        if not changed:
+            return
+        self.check_stale = True
+        self.use_lr_btn.disabled = True
+        self.check_img.value = b""
+        what = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
+        self.check_status.value = (f"<b style='color:{STYLE['warn'][0]}'>this check was for other settings</b> "
+                                   f"<small>(changed since: {html.escape(what)}): press Check this config "
+                                   "again</small>")
+        self.check_text.value = f"<div style='opacity:0.45'>{self.check_text.value}</div>"
+
     def use_suggested_lr(self) -> None:
-        """Hand the LR range test's suggestion to apply_lr (the lab's LR control)."""
+        """Hand the LR range test's suggestion to apply_lr (the lab's LR control), unless it is for other settings."""
+        if self.check_stale:
+            return
         if self.suggested_lr is not None and self.apply_lr is not None:
             self.apply_lr(float(self.suggested_lr))
             self.check_status.value = f"<b>learning rate set to {self.suggested_lr:.2g}</b>"

@@ -11,6 +11,7 @@ reaches the page from a background thread in Voila and JupyterLab.
 """
 from __future__ import annotations
 
+import html
 import io
 import math
 import threading
@@ -241,17 +242,33 @@ class Progress:
         """Step, epoch, steps per second and time left."""
         if e is None:
             return
-        done = e.step + 1
+        done = e.step  # a StepEvent's step counts the steps taken, this one included (1 after the first)
         self.bar.value = min(done, self.bar.max)
         rate = done / e.time if e.time > 0 else float("nan")
         eta = (total - done) / rate if rate and math.isfinite(rate) else float("nan")
-        val = f" · val acc {val_acc:.3f}" if val_acc is not None else ""
-        self.label.value = (f"step {done}/{total} · epoch {e.epoch:.2f} · loss {e.loss:.3f}{val} · "
+        self.label.value = (f"step {done}/{total} · epoch {e.epoch:.2f} · loss {e.loss:.3f}{_val(val_acc)} · "
                             f"{rate:.1f} steps/s · ETA {fmt_seconds(eta)}")
 
-    def end(self, status: str) -> None:
-        """Colour the bar by how the run ended."""
+    def end(self, status: str, last: StepEvent | None = None, total: int = 0, val_acc: float | None = None) -> None:
+        """Colour the bar by how the run ended and say so: no speed or time left once nothing runs."""
         self.bar.bar_style = {"completed": "success", "stopped": "warning"}.get(status, "danger")
+        color = {"completed": "#1b5e20", "stopped": "#7a4f00"}.get(status, "#9b1c1c")
+        if last is None:
+            where = "before its first step"
+        else:
+            where = (f"at step {last.step}/{total} · epoch {last.epoch:.2f} · loss {last.loss:.3f}{_val(val_acc)}"
+                     if status != "completed" else
+                     f"{last.step} steps · epoch {last.epoch:.2f} · loss {last.loss:.3f}{_val(val_acc)}")
+        self.label.value = f"<span style='color:{color}'><b>{html.escape(status)}</b> {where}</span>"
+
+    def warn(self) -> None:
+        """Recolour a finished run's bar and status as a warning (e.g. completed, but at chance level)."""
+        self.bar.bar_style = "warning"
+        self.label.value = self.label.value.replace("color:#1b5e20", "color:#7a4f00")
+
+
+def _val(val_acc: float | None) -> str:
+    return f" · val acc {val_acc:.3f}" if val_acc is not None else ""
 
 
 class LiveViews:
@@ -371,7 +388,10 @@ class LiveViews:
             except Exception as err:  # a drawing problem must not kill the views; say what it was
                 self.progress.label.value = f"<span style='color:#a00'>could not draw: {type(err).__name__}: {err}</span>"
             if end is not None:
-                self.progress.end(end.status)
+                log = self.log.snapshot()
+                val = next((e.val_acc for e in reversed(log.epochs) if e.val_acc is not None), None)
+                self.progress.end(end.status, log.steps.last, log.total_steps if log.start else len(self.lr.curve),
+                                  val)
                 if self.on_end is not None:
                     self.on_end(end)
                 return

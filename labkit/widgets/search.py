@@ -5,10 +5,15 @@ call labkit.search; what is drawn comes from labkit.search (trial rows, curves)
 and labkit.plots.search. Points appear as trials finish, the learning curves of
 running trials are redrawn every second from their metrics.jsonl, Stop ends the
 running trial cleanly, and Compare runs grid and random at the same budget.
+
+The budget, epochs, subset and workers boxes hold what was typed: a value the
+search cannot use is said beside its box and the buttons are disabled with
+the reason (a bounded box turned a subset of -5 into 0, all 49,000 images).
 """
 from __future__ import annotations
 
 import html
+import os
 import threading
 from typing import Any, Callable
 
@@ -21,6 +26,55 @@ from ..search.space import PRUNERS, SAMPLERS
 from .live import png, png_image
 
 KINDS = ("log", "linear", "choice")
+MIN_TRIAL_STEPS = 50  # fewer optimizer steps than this per trial: the loss has barely left ln C (the diagnosis
+# judges no loss trend before 50 steps either), so the scores rank noise, not settings
+SCORE_SPREAD = 0.02  # finished trials whose scores all lie within 2 points: nothing tells the settings apart
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def trial_steps(base: Config) -> int:
+    """Optimizer steps one trial of `base` takes (without loading data)."""
+    from ..data.sets import train_size_of
+    from ..schedules import total_steps
+
+    return total_steps(base, train_size_of(base.data))
+
+
+def too_small(base: Config, values: list[float]) -> list[str]:
+    """Why a search's results cannot teach anything (too few steps per trial, scores all alike); [] if they can."""
+    out = []
+    steps = trial_steps(base)
+    if steps < MIN_TRIAL_STEPS:
+        out.append(f"each trial trains only {steps} steps (under {MIN_TRIAL_STEPS}): too few for the scores to "
+                   "rank the settings; give more epochs or a larger subset")
+    if len(values) >= 3 and max(values) - min(values) < SCORE_SPREAD:
+        out.append(f"all {len(values)} scores lie within {SCORE_SPREAD * 100:.0f} points ({min(values):.3f} to "
+                   f"{max(values):.3f}): the plots show noise, not which parameter matters")
+    return out
+
+
+def settings_problems(trials: int, epochs: float, subset: int, workers: int, cores: int) -> dict[str, str]:
+    """What is wrong with the Search tab's budget, epochs, subset and workers: {box: why}; {} when all fit."""
+    out: dict[str, str] = {}
+    if trials < 1:
+        out["trials"] = f"a budget of {trials} trials runs nothing: give at least 1"
+    if not epochs > 0:
+        out["epochs"] = f"{epochs:g} epochs trains nothing: give more than 0"
+    if subset < 0:
+        out["subset"] = f"a subset of {subset} images is not a size: give 0 or more (0 = all training images)"
+    if workers < 1:
+        out["workers"] = f"{workers} workers run nothing: give at least 1"
+    elif workers > cores:
+        # each worker trains on its own share of the cores: more workers than cores only slows every trial
+        out["workers"] = (f"{workers} workers on {cores} core{'s' * (cores != 1)}: each trial would get a fraction of "
+                          f"a core; use at most {cores}")
+    return out
 DPI = 80  # the search figures carry more text than the live views
 DEFAULT_RANGES = (("optim.lr", "log", "1e-3", "1", ""), ("model.dropout", "linear", "0", "0.5", ""))
 
@@ -71,10 +125,15 @@ class SearchTab:
         for path, kind, low, high, choices in DEFAULT_RANGES:
             self.add_range(path, kind, low, high, choices)
         self.sampler = W.Dropdown(options=SAMPLERS.names(), value="random", description="sampler")
-        self.trials = W.BoundedIntText(value=9, min=1, max=10000, description="budget")
-        self.epochs = W.BoundedFloatText(value=2, min=0.1, max=1000, step=1, description="epochs")
-        self.subset = W.BoundedIntText(value=1000, min=0, max=50000, description="subset")
-        self.workers = W.BoundedIntText(value=1, min=1, max=64, description="workers")
+        # unbounded boxes: a value out of range is said beside its box, never changed (see the module doc)
+        self.trials = W.IntText(value=9, description="budget")
+        self.epochs = W.FloatText(value=2, step=1, description="epochs")
+        self.subset = W.IntText(value=1000, description="subset", tooltip="training images per trial (0 = all)")
+        self.workers = W.IntText(value=1, description="workers", tooltip=f"trials at once (at most {usable_cores()})")
+        self.notes = {name: W.HTML(layout=W.Layout(display="none", max_width="300px"))
+                      for name in ("trials", "epochs", "subset", "workers")}
+        for name in self.notes:
+            getattr(self, name).observe(lambda _: self._check_settings(), names="value")
         self.pruner = W.Dropdown(options=PRUNERS.names(), value="none", description="pruner")
         self.study = W.Text(value="lab", description="study")
         self.run_btn = W.Button(description="Search", button_style="primary", icon="play")
@@ -97,15 +156,40 @@ class SearchTab:
         self.widget = W.VBox([
             W.HTML("<b>Ranges</b> (log for learning rates and weight decay; choices for names)"),
             self.rows_box, add,
-            W.HBox([W.VBox([self.sampler, self.trials, self.pruner]), W.VBox([self.epochs, self.subset]),
-                    W.VBox([self.workers, self.study])]),
+            W.HBox([W.VBox([self.sampler, self.trials, self.notes["trials"], self.pruner]),
+                    W.VBox([self.epochs, self.notes["epochs"], self.subset, self.notes["subset"]]),
+                    W.VBox([self.workers, self.notes["workers"], self.study])]),
             W.HBox([self.run_btn, self.stop_btn, self.compare_btn, self.preview_btn]),
             self.status, self.warnings, self.curves, self.scores, self.compare, self.best, self.table,
         ])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._storage: Any = None
+        self._base_used: Config | None = None  # the base config of the search shown
         self._names: list[str] = []
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong with the budget, epochs, subset and workers now ({} when a search can start)."""
+        return settings_problems(int(self.trials.value), float(self.epochs.value), int(self.subset.value),
+                                 int(self.workers.value), usable_cores())
+
+    def _check_settings(self) -> dict[str, str]:
+        """Show each problem beside its box; disable the buttons (with the reasons) while there are any."""
+        from .controls import problem_html
+
+        found = self.problems()
+        for name, note in self.notes.items():
+            note.value = problem_html(found[name]) if name in found else ""
+            note.layout.display = "" if name in found else "none"
+        running = self._thread is not None and self._thread.is_alive()
+        self.run_btn.disabled = self.compare_btn.disabled = running or bool(found)
+        self.preview_btn.disabled = bool(found)
+        if found:
+            self._say("<span style='color:#b00020'>Search is disabled: " +
+                      html.escape("; ".join(found.values())) + "</span>")
+        elif self.status.value.startswith("<span style='color:#b00020'>Search is disabled"):
+            self._say("Define ranges, pick a sampler and a budget, press Search.")
+        return found
 
     # -- building the search from the widgets ------------------------------------------------------------------
     def add_range(self, path: str, kind: str = "linear", low: str = "", high: str = "", choices: str = "") -> RangeRow:
@@ -137,12 +221,19 @@ class SearchTab:
         if self._thread is not None and self._thread.is_alive():
             self._say("a search is running; press Stop first")
             return
+        if self._check_settings():
+            return
         try:
             base, space = self.base_config(), self.space()
         except LabkitError as e:
             self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
             return
         self._stop.clear()
+        self._base_used = base
+        for img in (self.curves, self.scores, self.compare, self.best):  # the last search's plots are not this one's
+            img.value = b""
+        self.table.value = ""
+        self.warnings.value = self._warn_html(too_small(base, []))
         self.run_btn.disabled = self.compare_btn.disabled = True
         self.stop_btn.disabled = False
         self._thread = threading.Thread(target=self._run, args=(kind, base, space), daemon=True,
@@ -194,7 +285,7 @@ class SearchTab:
             done.set()
             poller.join()
             self._refresh(final=True, kind=kind)
-            self.run_btn.disabled = self.compare_btn.disabled = False
+            self.run_btn.disabled = self.compare_btn.disabled = bool(self.problems())
             self.stop_btn.disabled = True
 
     def _poll(self, done: threading.Event) -> None:
@@ -245,14 +336,15 @@ class SearchTab:
                   (" &mdash; stopped; press Search again with the same study name to resume" if final and self._stop.is_set() else ""))
         if final:
             self.table.value = "<pre>" + html.escape("\n\n".join(trials_table(x) for x in studies)) + "</pre>"
-            warns = border_warnings(s)
-            self.warnings.value = "".join(f"<div style='color:#a60'>&#9888; {html.escape(w)}</div>" for w in warns)
+            values = [r["value"] for st in studies for r in trial_rows(st) if r["value"] is not None]
+            small = too_small(self._base_used, values) if self._base_used is not None else []
+            self.warnings.value = self._warn_html(small + list(border_warnings(s)))
             if kind == "compare" and len(studies) == 2:
                 grid, rand = studies
                 x, y = plane_axes(setup.space, importances(rand))
                 panels = {f"grid ({grid.study_name})": trial_rows(grid), f"random ({rand.study_name})": trial_rows(rand)}
                 if x is not None:
-                    self.compare.value = png(plots.sampler_planes(panels, x, y), DPI)
+                    self.compare.value = png(plots.sampler_planes(panels, x, y, ranked=not small), DPI)
                 self.best.value = png(plots.best_so_far(
                     {f"{g.study_name} ({study_setup(g).sampler})": [r["value"] for r in trial_rows(g)] for g in studies}), DPI)
         return key
@@ -262,6 +354,8 @@ class SearchTab:
         from ..plots import search as plots
         from ..search.run import sample_points
 
+        if self._check_settings():
+            return
         try:
             space = self.space()
         except LabkitError as e:
@@ -276,6 +370,10 @@ class SearchTab:
         self.compare.value = png(plots.sample_preview(pts, ranges[0], ranges[1]), DPI)
         self._say(f"preview: {budget} trials each; the grid tries only {len(set(p[ranges[0].path] for p in pts['grid']))} "
                   f"values of {ranges[0].path}, random tries {budget}")
+
+    @staticmethod
+    def _warn_html(warns: list[str]) -> str:
+        return "".join(f"<div style='color:#a60'>&#9888; {html.escape(w)}</div>" for w in warns)
 
     def _say(self, text: str) -> None:
         self.status.value = text
