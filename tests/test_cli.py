@@ -57,6 +57,11 @@ def test_data_command_lists_directories(tmp_path, monkeypatch, capsys):
     (["train", "--set", "schedule.pct_start=abc"], "schedule.pct_start: cannot read 'abc' as a number; allowed: "
                                                    "(0, 1); fix: --set schedule.pct_start=X with X in (0, 1), e.g. 0.25"),
     (["train", "--batch-size", "big"], "allowed: [1, 65536]; fix: --batch-size X"),
+    # the lab issue's command-line family: each was a wrong number, a silent run or a traceback
+    (["train", "--val-size", "100000"], "data.val_size=100000 leaves no training images: cifar10 has 50000"),
+    (["train", "--subset", "3"], "data.subset=3 is fewer than the 10 classes of cifar10"),
+    (["search", "--space", "optim.lr=log:1e-3:1e-1", "--data", "spirals", "--workers", "0"], "--workers 0; give"),
+    (["search", "--space", "optim.lr=log:1e-3:1e-1", "--data", "spirals", "--trials", "0"], "--trials 0; the budget"),
 ])
 def test_bad_values_exit_2_with_one_line(argv, expect, capsys):
     assert main(argv) == 2
@@ -149,3 +154,25 @@ def test_missing_data_is_one_line_and_leaves_no_run(tmp_path, monkeypatch, run_s
     assert main(["recipe", "--center-lr", "0.1", *missing]) == 2
     assert capsys.readouterr().err.count("cifar100 not found") == 2
     assert [p.name for p in run_store.iterdir()] in ([], ["search.journal"])
+
+
+def test_a_directory_as_search_storage_is_one_line(tmp_path, capsys):
+    for argv in (["search", "--space", "optim.lr=log:1e-3:1e-1", "--data", "spirals", "--model", "mlp", "--storage",
+                  str(tmp_path)],
+                 ["search", "--report", "s", "--storage", str(tmp_path)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert "is a directory; give a journal file in it, e.g. --storage" in captured.err
+        assert "Traceback" not in captured.err and "searching" not in captured.out
+
+
+def test_runs_table_shows_how_far_a_killed_run_got(run_store, capsys):
+    assert main(["train", *QUICK, "--epochs", "3", "--runs", str(run_store)]) == 0
+    (run,) = list_runs(run_store)
+    # what a kill -9 leaves: metrics written line by line, summary.json still "running" with a dead pid
+    (run.dir / "summary.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 12345}))
+    capsys.readouterr()
+    assert main(["runs", "--runs", str(run_store)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.id))
+    status, epochs = row.split()[1:3]
+    assert status == "killed" and float(epochs) == 3.0, row  # it was "-": the end summary never came

@@ -51,7 +51,16 @@ def run(args: argparse.Namespace) -> int:
     print(cols[0].ljust(width) + "".join(c.rjust(11) for c in cols[1:]))
     for r in runs:
         f = r.summary.get("final", {}) or {}
-        vals = [r.status, r.summary.get("epochs"), f.get("train_acc"), f.get("val_acc"), f.get("test_acc"),
+        epochs = r.summary.get("epochs")
+        if epochs is None:  # killed or still running: no end summary; read how far it got from its metrics
+            from ..runlog import RunLog
+
+            log = RunLog.load(r)
+            steps, done = log.steps, log.epochs
+            epochs = round(float(steps.epoch[-1]), 2) if len(steps) else None
+            if done:
+                f = {"train_acc": done[-1].train_acc, "val_acc": done[-1].val_acc}
+        vals = [r.status, epochs, f.get("train_acc"), f.get("val_acc"), f.get("test_acc"),
                 r.summary.get("train_seconds")]
         print(r.id.ljust(width) + "".join(_fmt(v).rjust(11) for v in vals))
     return 0

@@ -105,9 +105,13 @@ def run(args: argparse.Namespace) -> int:
         return _report(args, args.report.split(","))
 
     samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
-    for s in samplers:  # names first: before a study is opened or a coarse one read
+    for s in samplers:  # names and budgets first: before a study is opened, a coarse one read or anything printed
         SAMPLERS.check(s)
     PRUNERS.check(args.pruner)
+    if args.workers < 1:
+        raise LabkitError(f"--workers {args.workers}; give a whole number >= 1 (at most one per core is fastest)")
+    if args.trials < 1:
+        raise LabkitError(f"--trials {args.trials}; the budget must be a whole number >= 1")
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         def _stop(signum, frame):  # Ctrl-C: stop the running trials cleanly; the study resumes later
@@ -141,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             base.probe.every = 0  # a search wants scores; probes stay on only when asked for (--probe-every)
         space = search.Space.parse(args.space, base=base)
     ensure_available(base.data)  # missing data: one error now, not a failed run directory per trial
+    search.open_storage(storage)  # an unusable storage (a directory, a server down): one error before we start
     common = dict(workers=args.workers, storage=storage, pruner=args.pruner, out=out, stop_event=stop,
                   seed=args.search_seed, grid_points=args.grid_points, progress=not args.quiet)
     print(f"searching {space} with {','.join(samplers)} ({args.trials} trials, {args.workers} worker(s)); "

@@ -453,7 +453,18 @@ def describe(root: str | None = None) -> list[dict]:
 
 def check_subset(cfg: DataConfig) -> None:
     """Raise early when a CIFAR subset cannot fit (the full check happens at load time)."""
-    if cfg.dataset in CIFAR and cfg.subset > CIFAR_TRAIN_SIZE - cfg.val_size:
+    if cfg.dataset not in CIFAR:
+        return
+    classes = CIFAR[cfg.dataset]["classes"]
+    if cfg.val_size >= CIFAR_TRAIN_SIZE:
+        raise LabkitError(
+            f"data.val_size={cfg.val_size} leaves no training images: {cfg.dataset} has {CIFAR_TRAIN_SIZE} in its "
+            f"training set; use --val-size below that (1000 is the default; 5000 is a common split)")
+    if 0 < cfg.subset < classes:
+        raise LabkitError(
+            f"data.subset={cfg.subset} is fewer than the {classes} classes of {cfg.dataset}: a stratified subset "
+            f"needs at least one image of each; use --subset {classes} or more (0 = all)")
+    if cfg.subset > CIFAR_TRAIN_SIZE - cfg.val_size:
         raise LabkitError(
             f"data.subset={cfg.subset} is larger than the {CIFAR_TRAIN_SIZE - cfg.val_size} training "
             f"images {cfg.dataset} has after carving {cfg.val_size} for validation; "

@@ -85,6 +85,9 @@ def open_storage(storage: Any) -> "optuna.storages.BaseStorage":
             raise LabkitError(f"cannot reach the study storage {_redact(given)}: {first}; check the URL, that the "
                               f"server is running and the database exists") from None
     path = Path(url)
+    if path.is_dir():
+        raise LabkitError(f"the study storage {path} is a directory; give a journal file in it, e.g. "
+                          f"--storage {path / JOURNAL_NAME}, or a database URL")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path), grace_period=10))
