@@ -134,10 +134,14 @@ class LRView(FigureView):
         super().__init__(width="100%", max_width="480px")
         self.curve: list[float] = []  # the plan last drawn (tests compare it with schedule_curve)
         self.steps_per_epoch: int | None = None
+        self._plan_only = False  # the image shows the plan alone (no run's rates)
 
     def set_plan(self, curve: list[float], steps_per_epoch: int) -> None:
         """The whole planned curve: the preview before training, the dashed line during it."""
-        self.curve, self.steps_per_epoch = list(curve), steps_per_epoch
+        curve = list(curve)
+        if curve == self.curve and steps_per_epoch == self.steps_per_epoch and self._plan_only and self.image.value:
+            return  # this very preview is what the view shows (a change that leaves the schedule alone)
+        self.curve, self.steps_per_epoch = curve, steps_per_epoch
         self._draw(None)
 
     def update(self, log: RunLog) -> None:
@@ -147,6 +151,7 @@ class LRView(FigureView):
     def _draw(self, log: RunLog | None) -> None:
         from ..plots import lr_curve
 
+        self._plan_only = log is None or not len(log.steps)
         self.show(lr_curve({"used so far": log} if log is not None and len(log.steps) else {},
                            self.steps_per_epoch or None, plan=self.curve, figsize=LR_SIZE))
 
