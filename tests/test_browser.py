@@ -82,19 +82,24 @@ def _serve(tmp_path: Path, *extra: str):
         assert s.connect_ex(("127.0.0.1", port)) != 0, "Voila outlived the `labkit lab` that started it"
 
 
-@pytest.fixture
-def voila(tmp_path):
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory):
+    """One `labkit lab` server for the tests that need the default settings (a server costs seconds to start)."""
     _need_chromium()
+    yield from _serve(tmp_path_factory.mktemp("lab"))
+
+
+@pytest.fixture
+def voila(shared_lab):
     if not _cifar_available():
         pytest.skip("CIFAR-10 not found: set LABKIT_DATA to a directory holding cifar-10-batches-py")
-    yield from _serve(tmp_path)
+    return shared_lab
 
 
 @pytest.fixture
-def lab_server(tmp_path):
+def lab_server(shared_lab):
     """`labkit lab` as a learner starts it (no CIFAR needed to load the page)."""
-    _need_chromium()
-    yield from _serve(tmp_path)
+    return shared_lab
 
 
 @pytest.fixture
