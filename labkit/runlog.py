@@ -18,7 +18,6 @@ while training goes on.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -29,17 +28,13 @@ import numpy as np
 
 from .config import Config
 from .events import EndEvent, EpochEvent, Event, ProbeEvent, StartEvent, StepEvent
-from .probe_history import ProbeHistory
+from .probe_history import ProbeHistory, _num
 from .runs import read_probe_rows
 from .runs import RunRecord, load_run, read_metrics
 
 STEP_COLUMNS: dict[str, type] = {"step": np.int64, "epoch": np.float64, "loss": np.float64, "acc": np.float64,
                                  "lr": np.float64, "time": np.float64}
 INITIAL_CAPACITY = 256  # rows: a spirals run fits, a CIFAR run doubles a handful of times
-
-
-def _num(v: Any) -> float:
-    return math.nan if v is None else float(v)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

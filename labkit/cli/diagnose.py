@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from ..runs import load_run
 
     d = resolve(args.run, args.runs)
-    findings = diagnose_run(d)
     rec = load_run(d)
-    steps = RunLog.load(rec).last_step
+    log = RunLog.load(rec)
+    findings = diagnose_run(d, log=log)
+    steps = log.last_step
     if args.json:
         print(json.dumps({"run": rec.id, "dir": str(d), "status": rec.status, "steps": steps,
                           "alarms": has_alarms(findings), "findings": [with_flags(f.to_dict()) for f in findings]},

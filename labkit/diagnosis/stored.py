@@ -14,18 +14,20 @@ from .runner import diagnose
 from .thresholds import PLOT_CURVES, PLOT_STATS
 
 
-def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None) -> list[Finding]:
+def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None,
+                 log: RunLog | None = None) -> list[Finding]:
     """Diagnose a stored run (finished, stopped, diverged, killed or running) from its files.
 
     The symmetry check runs the model rebuilt from config.json and best.pt (or `model`/`data` when given).
+    `log`: the run's RunLog when the caller has loaded it already (its metrics and probes are not read again).
     """
     d = Path(run_dir)
     if not d.exists():
-        raise LabkitError(f"run directory {d} does not exist; list runs with `labkit runs --out DIR`")
+        raise LabkitError(f"run directory {d} does not exist; list runs with `labkit runs --runs DIR`")
     if not d.is_dir():
         raise LabkitError(f"{d} is a file, not a run directory; pass the folder holding config.json and metrics.jsonl")
     rec = load_run(d)
-    log = RunLog.load(rec)
+    log = log if log is not None else RunLog.load(rec)
     if not log.count:
         return [not_judged("run_end", "Nothing to diagnose yet",
                            f"{d / 'metrics.jsonl'} has no rows: the run has not reached its first step "

@@ -252,9 +252,13 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
     cfg, opt, sched, t = ctx.config, ctx.optimizer, ctx.schedule, ctx.config.train
     spe, total = len(batches), sched.total_steps
     precision = summary["precision"] = resolve_precision(cfg)
-    step_fn = TrainStep(ctx.model, opt, cfg, precision, [lambda: [h.after_backward(ctx) for h in hooks]])
+    def after_backward() -> None:
+        for h in hooks:
+            h.after_backward(ctx)
+
+    step_fn = TrainStep(ctx.model, opt, cfg, precision, [after_backward])
     status, message, start, train_seconds, last_epoch, epoch = "completed", "", time.perf_counter(), 0.0, {}, 0
-    first_loss = None
+    blowup = math.inf  # DIVERGE_FACTOR x max(first loss, ln C), set once the first loss is known
     ctx.model.train()
     while ctx.step < total and status == "completed" and ctx.stop_message is None:
         loss_sum, acc_sum, n_steps, tick = 0.0, 0.0, 0, time.perf_counter()
@@ -269,8 +273,9 @@ def _loop(run: Run, ctx: TrainContext, batches: TrainBatches, hooks: list[TrainH
                 h.before_step(ctx)
             out = step_fn(x, target)
             loss = float(out.loss)
-            first_loss = loss if first_loss is None else first_loss
-            if not math.isfinite(loss) or loss > DIVERGE_FACTOR * max(first_loss, math.log(ctx.data.num_classes)):
+            if blowup == math.inf and math.isfinite(loss):
+                blowup = DIVERGE_FACTOR * max(loss, math.log(ctx.data.num_classes))
+            if not math.isfinite(loss) or loss > blowup:
                 lr = base_lr(opt)
                 status = "diverged"
                 message = (f"loss became {loss:.3g} at step {ctx.step} (epoch {ctx.epoch:.2f}) with lr {lr:.3g}; "

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
+from ..optimizers import needs_closure
 from ..precision import autocast
 
 
@@ -65,7 +66,7 @@ class TrainStep:
                  after_backward: Sequence[Callable[[], None]] = ()):
         self.model, self.optimizer, self.config, self.precision = model, optimizer, config, precision
         self.after_backward = list(after_backward)
-        self.closure = isinstance(optimizer, torch.optim.LBFGS)
+        self.closure = needs_closure(config.optim.name)  # the registry trait that names L-BFGS
         self.clip = config.optim.grad_clip
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -208,8 +208,8 @@ class DiagnosePanel:
 
     def _diagnose_dir(self, gen: int, run_dir: Path, model: Any, data: Any) -> None:
         try:
-            found = diagnose_run(run_dir, model=model, data=data)
             log = RunLog.load(run_dir)
+            found = diagnose_run(run_dir, model=model, data=data, log=log)
         except LabkitError as e:
             if gen == self._gen:
                 self.status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
