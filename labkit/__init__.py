@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY = {"Run": ".training.loop", "train": ".training.loop", "evaluate": ".training.loop",
          "TrainHook": ".training.hooks", "RunLog": ".runlog"}
-__getattr__, _lazy_dir = lazy_exports(__name__, _LAZY)
+__getattr__ = lazy_exports(__name__, _LAZY)[0]  # __dir__ below also lists the eager names
 
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "OptimConfig", "ProbeConfig", "RegConfig", "ScheduleConfig",

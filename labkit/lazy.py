@@ -16,8 +16,7 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
     def __getattr__(name: str) -> Any:
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(exports[name], package), name)
-        return value
+        return getattr(importlib.import_module(exports[name], package), name)
 
     def __dir__() -> list[str]:
         return sorted(exports)
