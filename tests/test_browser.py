@@ -83,6 +83,18 @@ def _serve(tmp_path: Path, *extra: str):
 
 
 @pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module's tests (each test opens its own page in a fresh context)."""
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
 def shared_lab(tmp_path_factory):
     """One `labkit lab` server for the tests that need the default settings (a server costs seconds to start)."""
     _need_chromium()
@@ -118,11 +130,9 @@ def _kernel_alive(url: str, kernel_id: str) -> bool:
         return e.code != 404
 
 
-def _reload(url: str, block_shutdown: bool, times: int = 3) -> tuple[list[str], list[str]]:
+def _reload(browser, url: str, block_shutdown: bool, times: int = 3) -> tuple[list[str], list[str]]:
     """Load the lab, reload it `times` times; (every kernel a page used, those alive after a bounded wait)."""
     import re
-
-    from playwright.sync_api import sync_playwright
 
     kernels: list[str] = []
 
@@ -131,9 +141,8 @@ def _reload(url: str, block_shutdown: bool, times: int = 3) -> tuple[list[str], 
         if m and m.group(1) not in kernels:
             kernels.append(m.group(1))
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page()
+    with browser.new_context() as context:
+        page = context.new_page()
         page.on("websocket", seen)
         if block_shutdown:  # a crashed tab or a lost network: the unload request never arrives
             page.route("**/voila/api/shutdown/**", lambda route: route.abort())
@@ -147,39 +156,35 @@ def _reload(url: str, block_shutdown: bool, times: int = 3) -> tuple[list[str], 
         while len(alive) > 1 and time.time() < deadline:
             time.sleep(1)
             alive = [k for k in kernels if _kernel_alive(url, k)]
-        browser.close()
     return kernels, alive
 
 
-def test_reloading_the_page_leaves_one_kernel(lab_server):
+def test_reloading_the_page_leaves_one_kernel(browser, lab_server):
     """Each reload's old kernel is shut down by the page's unload request (it failed with 403 before).
 
     The default culling waits 120 s, longer than this test does: only the unload request can pass it."""
     url, _ = lab_server
-    kernels, alive = _reload(url, block_shutdown=False)
+    kernels, alive = _reload(browser, url, block_shutdown=False)
     assert len(kernels) == 4, kernels  # one kernel per page load
     assert alive == kernels[-1:], f"{len(alive)} kernels still running after 3 reloads"
 
 
-def test_kernels_whose_page_is_gone_are_culled(quick_cull):
+def test_kernels_whose_page_is_gone_are_culled(browser, quick_cull):
     """Without the unload request (a crashed tab), culling shuts the kernels without a page down."""
     url, _ = quick_cull
-    kernels, alive = _reload(url, block_shutdown=True, times=1)  # one orphan shows culling as well as three
+    kernels, alive = _reload(browser, url, block_shutdown=True, times=1)  # one orphan shows culling as well as three
     assert len(kernels) == 2, kernels
     assert alive == kernels[-1:], f"{len(alive)} kernels still running 40 s after a reload"
 
 
-def test_train_and_stop_in_chromium(voila):
-    from playwright.sync_api import sync_playwright
-
+def test_train_and_stop_in_chromium(browser, voila):
     url, runs = voila
     # the settings arrive through the URL, as a shared link would carry them
     query = ("data.subset=500&data.val_size=100&model.width=8&train.epochs=400&train.batch_size=50"
              "&probe.every=5&train.threads=1")
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1500})
+    with browser.new_context(viewport={"width": 1440, "height": 1500}) as context:
+        page = context.new_page()
         page.goto(url + "?" + query, timeout=120_000)
         train = page.get_by_role("button", name="Train")
         train.wait_for(timeout=120_000)
@@ -195,11 +200,10 @@ def test_train_and_stop_in_chromium(voila):
             page.screenshot(path=str(ARTIFACTS / "lab-failure.png"), full_page=True)
             text = page.inner_text("body")
             pytest.fail(f"no training progress in the page within 90 s; page text:\n{text[:3000]}")
-        page.wait_for_timeout(5000)  # a few throttled redraws, so the screenshot shows curves mid-run
+        page.wait_for_timeout(2500)  # a few throttled redraws, so the screenshot shows curves mid-run
         page.screenshot(path=str(ARTIFACTS / "lab.png"), full_page=True)
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("stopped", exact=False).first.wait_for(timeout=60_000)
-        browser.close()
     run_dirs = [d for d in runs.iterdir() if d.is_dir()]
     assert len(run_dirs) == 1
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
@@ -211,13 +215,10 @@ def test_train_and_stop_in_chromium(voila):
     assert any(r.get("kind") == "step" for r in steps)
 
 
-def test_a_bad_shared_link_says_every_bad_key_and_why_train_is_disabled(lab_server):
-    from playwright.sync_api import sync_playwright
-
+def test_a_bad_shared_link_says_every_bad_key_and_why_train_is_disabled(browser, lab_server):
     url, _ = lab_server
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 1200})
+    with browser.new_context(viewport={"width": 1366, "height": 1200}) as context:
+        page = context.new_page()
         page.goto(url + "?optim.lr=abc&foo.bar=1&train.batch_size=-5&model.activation=nonsense", timeout=120_000)
         train = page.get_by_role("button", name="Train")
         train.wait_for(timeout=120_000)
@@ -230,4 +231,3 @@ def test_a_bad_shared_link_says_every_bad_key_and_why_train_is_disabled(lab_serv
         assert "these settings cannot train yet" in text and "train.batch_size=-5" in text  # the Share box
         # the LR preview is still drawn (of the last settings that could train), not blank
         assert page.locator("img:visible").count() == 1 and "last settings that could train" in text
-        browser.close()
