@@ -421,3 +421,23 @@ def test_a_search_too_small_to_mean_anything_says_so_and_a_new_one_starts_clean(
     assert any("within 2 points" in w for w in too_small(base.replace(**{"train.epochs": 50.0}), [r["value"] for r in rows]))
     fig = sampler_planes({"random": rows}, space.params[0], space.params[1], ranked=False)
     assert not any("important" in ax.get_xlabel() + ax.get_ylabel() for ax in fig.axes)
+
+
+def test_figures_carry_two_device_pixels_per_css_pixel_and_fit_their_container():
+    """A PNG is drawn at PIXEL_RATIO x its CSS size (sharp on HiDPI screens) and its Image widget is as wide as
+    its container up to that CSS size: never stretched past its pixels (blurry), never cut off."""
+    from matplotlib.figure import Figure
+
+    from labkit.widgets.live import DPI, PIXEL_RATIO, png, png_css_width, png_image
+
+    fig = Figure(figsize=(9.0, 3.0))
+    fig.subplots().plot([0, 1], [0, 1])
+    data = png(fig)
+    width_px = int.from_bytes(data[16:20], "big")
+    assert PIXEL_RATIO >= 2 and width_px == 9 * DPI * PIXEL_RATIO
+    assert png_css_width(data) == 9 * DPI and png_css_width(b"not a png") is None
+    img = png_image()
+    assert img.layout.display == "none"  # nothing to show yet
+    img.value = data
+    assert (img.layout.width, img.layout.height, img.layout.max_width) == ("100%", "auto", f"{9 * DPI}px")
+    assert img.layout.display == ""

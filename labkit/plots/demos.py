@@ -89,9 +89,9 @@ def augment_preview(result: Mapping[str, Any]) -> Figure:
             ax.imshow(np.clip(row["images"][c], 0, 1), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(row["labels"][c], fontsize=7, pad=2)
+            ax.set_title(row["labels"][c], fontsize=8.5, pad=2)
         label = row["name"] + ("\n" + row["detail"].replace(", ", "\n") if row.get("detail") else "")
-        axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
     fig.suptitle(f"Data augmentation on {result.get('dataset', 'CIFAR')} training images (labels: soft targets)",
                  fontsize=11)
     return fig

@@ -32,21 +32,41 @@ PROBE_INTERVAL = 1.5  # probe views are heavier: at most one redraw per this man
 RENDER_BUDGET = 0.035  # for the curves, and again for the probe panel
 MAX_WAIT, MAX_PROBE_WAIT = 3.0, 8.0  # but live means at least this often, whatever a draw costs
 DPI = 72
+# PNGs carry this many device pixels per CSS pixel: sharp on HiDPI screens (2 on most laptops and phones),
+# downsampled by the browser on others. Each image is shown at most at its CSS size (its pixels / this) and
+# shrinks with its container, so a figure is never stretched blurry nor cut off.
+PIXEL_RATIO = 2
 CURVES_SIZE = (9.0, 3.4)  # inches (width, height) at DPI: the dashboard's column, not a notebook page
 LR_SIZE = (5.4, 3.0)
 
 
 def png(fig: Figure, dpi: int = DPI) -> bytes:
-    """The figure as PNG bytes (what an ipywidgets.Image shows)."""
+    """The figure as PNG bytes (what an ipywidgets.Image shows): `dpi` CSS pixels per inch, PIXEL_RATIO x sharper."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi * PIXEL_RATIO)
     return buf.getvalue()
 
 
+def png_css_width(data: bytes) -> int | None:
+    """The CSS width of a PNG made by `png` (its pixel width from the IHDR header / PIXEL_RATIO); None if not a PNG."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return max(1, round(int.from_bytes(data[16:20], "big") / PIXEL_RATIO))
+
+
 def png_image(**layout: str) -> W.Image:
-    """An Image widget for PNG figures, hidden while it has none (a browser draws an empty image as broken)."""
+    """An Image widget for PNG figures: as wide as its container up to the figure's own CSS width, height
+    in proportion; hidden while it has none (a browser draws an empty image as broken)."""
+    layout = {"width": "100%", "height": "auto", **layout}
     img = W.Image(format="png", layout=W.Layout(**layout, display="none"))
-    img.observe(lambda change: setattr(img.layout, "display", "" if change["new"] else "none"), names="value")
+
+    def show(change: dict) -> None:
+        width = png_css_width(change["new"])
+        if width:
+            img.layout.max_width = f"{width}px"
+        img.layout.display = "" if change["new"] else "none"
+
+    img.observe(show, names="value")
     return img
 
 
