@@ -28,10 +28,10 @@ from .schedules import SCHEDULES
 INF = math.inf
 
 # the lab's accordion sections, in order; a field names its section (or none: CLI, --set and Python only)
-SECTIONS = ("Data", "Model", "Optimizer", "Schedule", "Regularization", "Training")
+SECTIONS = ("Data", "Model", "Optimizer", "Schedule", "Regularization", "Training", "Averaging", "Transfer")
 
-# widget kinds; None on a field means "from its type" (see Field.widget_kind)
-WIDGET_KINDS = ("dropdown", "checkbox", "int", "float", "slider", "log", "list", "text")
+# widget kinds; None on a field means "from its type" (see Field.widget_kind); "run": a dropdown of the run store's runs
+WIDGET_KINDS = ("dropdown", "checkbox", "int", "float", "slider", "log", "list", "text", "run")
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,9 @@ _declare("model.width", "units (mlp) or first-stage channels (convnet, resnet; d
 _declare("model.activation", "activation", choices=ACTIVATIONS, flag="--activation", section="Model")
 _declare("model.init", "initializer", choices=INITIALIZERS, flag="--init", section="Model")
 _declare("model.norm", "normalization", choices=NORMS, flag="--norm", section="Model")
+_declare("model.whiten", "convnet: a frozen 2x2 patch-whitening first layer fitted to the training images "
+         "(PCA whitening of each patch); false: a plain 3x3 conv-norm-act stem", flag="--whiten", section="Model",
+         label="whitening stem")
 _declare("model.dropout", "dropout probability, before the classifier (and per layer in mlp)", lo=0, hi=1,
          hi_open=True, flag="--dropout", section="Model", widget="slider", step=0.05)
 
@@ -304,9 +307,31 @@ _declare("train.threads", "torch threads (0 = automatic: 1 for the 2-D sets, els
 _declare("train.monitor", "early stopping and the best checkpoint watch this", choices=("val_acc", "val_loss"))
 _declare("train.eval_batch_size", "batch size of evaluation", lo=1, hi=100000)
 _declare("train.test", "evaluate the best checkpoint on the test set at the end")
-_declare("train.tta", "evaluate images with their mirror image too (test-time augmentation)")
+_declare("train.tta", "score the test set with each image's mirror image too (test-time augmentation); "
+         "the per-epoch validation goes without it, to stay cheap")
 _declare("train.out", "run store directory: each run writes a directory under it", flag="--runs")
 _declare("train.name", "a label for the run id", flag="--name")
+
+# -- weight averaging and snapshot ensembles (labkit.training.averaging, .snapshots) ---------------------------
+_declare("train.ema", "EMA (Polyak) decay of the averaged weights per step (0 = off), e.g. 0.999", lo=0, hi=1,
+         hi_open=True, flag="--ema", section="Averaging", label="EMA decay (0 = off)",
+         hint=" (0 = no EMA; 1 would never move)")
+_declare("train.ema_warmup", "EMA warm-up power p: update n uses min(decay, 1 - (1+n)^-p), as timm's ModelEmaV3 "
+         "(1 = a plain running mean; 0 = off: the full decay from the first step)", lo=0, hi=1,
+         flag="--ema-warmup", section="Averaging", label="EMA warm-up power", hint=" (0 = no warm-up)")
+_declare("train.swa_start", "SWA: from this epoch on, average the weights at each epoch's end under --swa-lr "
+         "(0 = off)", lo=0, hi=10000, flag="--swa-start", section="Averaging", label="SWA start (epoch)",
+         hint=" (0 = no SWA)")
+_declare("train.swa_lr", "SWA: the constant learning rate SWALR anneals to from --swa-start on", lo=0, hi=100,
+         lo_open=True, flag="--swa-lr", section="Averaging", label="SWA learning rate", widget="log", step=0.05,
+         log_min=1e-6, hint="; try about half the peak rate (0.05 for SGD at 0.1)")
+_declare("train.avg_bn", "batch-norm statistics of the averaged weights: recompute them on training images "
+         "(update_bn) or average the running buffers too", choices=("recompute", "average"), flag="--avg-bn",
+         section="Averaging", label="BN of averages")
+_declare("train.snapshots", "snapshot ensemble: train M equal cosine cycles (restarts) after the warmup, save the "
+         "weights at each cycle's end and score their averaged softmax (1 = off; on CIFAR add --warmup 1)", lo=1,
+         hi=100, flag="--snapshots",
+         section="Averaging", label="snapshots (1 = off)", hint=" (1 = no snapshot ensemble; 2 or more: cycles)")
 
 # -- probes -----------------------------------------------------------------------------------------------
 _declare("probe.every", "probe snapshot every N steps (and at the first and last; 0 = off)", lo=0, hi=1_000_000,
@@ -314,6 +339,17 @@ _declare("probe.every", "probe snapshot every N steps (and at the first and last
 _declare("probe.pre_activation", "also record the inputs of each activation")
 _declare("probe.batch", "examples in the fixed probe batch", lo=1, hi=10000)
 _declare("probe.bins", "histogram bins per layer", lo=1, hi=1000)
+
+# -- transfer learning (labkit.training.transfer); freeze's and classes' forms are checked in labkit.validate ---------
+_declare("model.init_from", "start from this run's best.pt (a run directory; a new head where the classes differ)",
+         flag="--init-from", section="Transfer", widget="run", label="start from")
+_declare("data.classes", "train on these classes only, by index or name, e.g. 0,1,4 or cat,dog (empty = all)",
+         flag="--classes", section="Transfer", label="classes (empty = all)", data="image")
+_declare("model.freeze", "freeze: none, all (everything but the head) or N (the first N blocks); frozen batch norm "
+         "keeps its statistics", flag="--freeze", section="Transfer")
+_declare("optim.backbone_lr_scale", "everything but the head learns at this fraction of the rate (0.1: fine-tune)",
+         lo=0, hi=10, flag="--backbone-lr-scale", section="Transfer", label="backbone LR scale",
+         hint=" (1 = the same rate as the head; 0.1 is usual for fine-tuning)")
 
 
 # Config.set's parse errors (labkit.config sits below this module) end with the field's allowed values and fix

@@ -12,6 +12,7 @@ from torch import nn
 
 from .activations import expand, make_activation
 from .config import ModelConfig
+from .errors import LabkitError
 from .initializers import initialize
 from .registry import Registry
 
@@ -65,6 +66,7 @@ class MLP(nn.Module):
 
 
 def _conv_block(c_in: int, c_out: int, cfg: ModelConfig) -> list[nn.Module]:
+    """conv-norm-act at full resolution (the ResNet's stem)."""
     k = expand(cfg.activation)
     return [
         nn.Conv2d(c_in, c_out * k, 3, padding=1, bias=cfg.norm == "none"),
@@ -73,31 +75,84 @@ def _conv_block(c_in: int, c_out: int, cfg: ModelConfig) -> list[nn.Module]:
     ]
 
 
-class ConvNet(nn.Module):
-    """A stem conv, then `depth` stages of (conv-norm-act, conv-norm-act, max-pool), widths doubling.
+class PatchWhitening(nn.Conv2d):
+    """A 2x2 convolution whose filters whiten the training images' 2x2 patches, frozen (as airbench does).
 
-    The shape follows the fast CIFAR baselines (airbench, the DAWNBench
-    ResNet-9 without its skips): cheap at 32x32 and trains well in few epochs.
+    `fit_to_data` sets the filters to the eigenvectors of the patches' covariance, each divided by the square
+    root of its eigenvalue (and their negatives, so a ReLU after it loses nothing): the lectures' PCA/whitening
+    preprocessing, done per patch. Until it is fitted it is an ordinary (initialized) convolution.
     """
+
+    def __init__(self, c_in: int, kernel: int = 2, eps: float = 5e-4):
+        super().__init__(c_in, 2 * c_in * kernel * kernel, kernel, padding=0, bias=True)
+        self.eps = eps
+        self.weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def fit_to_data(self, x: torch.Tensor, max_patches: int = 200_000) -> None:
+        """Set the filters from images `x` (N, C, H, W; preprocessed as the model sees them)."""
+        k, c = self.kernel_size[0], self.in_channels
+        patches = x.float().unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
+        if len(patches) > max_patches:
+            g = torch.Generator().manual_seed(0)
+            patches = patches[torch.randperm(len(patches), generator=g)[:max_patches]]
+        eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(patches.T))
+        w = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + self.eps)[:, None]).reshape(-1, c, k, k)
+        self.weight.copy_(torch.cat([w, -w]))
+        self.bias.zero_()
+
+
+class ConvNet(nn.Module):
+    """The fast CIFAR recipe's convnet (airbench's shape), small enough to read in one screen:
+
+    a patch-whitening 2x2 conv (model.whiten; else a plain 3x3 conv-norm-act stem), then `depth` stages of
+    conv -> max-pool -> norm -> act -> conv -> norm -> act, widths doubling from `width`; a global max-pool and
+    a linear head whose logits are scaled by 1/9, so training starts near the chance loss ln C. Batch norm's
+    gains stay at 1 (only its shifts train) and its running statistics follow the weights closely. Pooling right
+    after the first conv of a stage halves the resolution before the norm, activation and second conv: most
+    of the work runs on small maps with many channels, which CPUs (and GPUs) do at a high rate.
+    """
+
+    LOGIT_SCALE = 1 / 9
+    BN_MOMENTUM = 0.4  # torch's convention: the weight of the new batch in the running statistics (default 0.1)
 
     def __init__(self, cfg: ModelConfig, input_shape: Sequence[int], classes: int):
         super().__init__()
         c_in = input_shape[0]
-        w = cfg.width
-        layers = _conv_block(c_in, w, cfg)
+        if cfg.whiten:
+            stem: list[nn.Module] = [PatchWhitening(c_in)]
+            c = stem[0].out_channels
+        else:
+            stem, c = _conv_block(c_in, cfg.width, cfg), cfg.width
+        layers = list(stem)
+        k = expand(cfg.activation)
+        size = min(input_shape[1:]) - (1 if cfg.whiten else 0)
         for i in range(cfg.depth):
-            c_out = w * 2**i
-            layers += [nn.MaxPool2d(2)] if i else []
-            layers += _conv_block(w if i == 0 else c_out // 2, c_out, cfg)
-            layers += _conv_block(c_out, c_out, cfg)
+            w = cfg.width * 2**i
+            pool = [nn.MaxPool2d(2)] if size >= 2 else []  # 31 -> 15 -> 7 -> 3 -> 1: deeper stages keep 1x1
+            size //= 2 if pool else 1
+            layers += [nn.Conv2d(c, w * k, 3, padding=1, bias=cfg.norm == "none"), *pool,
+                       make_norm(cfg.norm, w * k, conv=True), make_activation(cfg.activation),
+                       nn.Conv2d(w, w * k, 3, padding=1, bias=cfg.norm == "none"),
+                       make_norm(cfg.norm, w * k, conv=True), make_activation(cfg.activation)]
+            c = w
         self.features = nn.Sequential(*layers)
+        for m in self.features.modules():
+            if isinstance(m, nn.BatchNorm2d):  # as airbench: running statistics that follow a short run, gains at 1
+                m.momentum = self.BN_MOMENTUM
+                m.weight.requires_grad_(False)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.head = nn.Linear(w * 2 ** (cfg.depth - 1), classes, bias=False)
+        self.head = nn.Linear(c, classes, bias=False)
+
+    def fit_to_data(self, x: torch.Tensor) -> None:
+        """Fit the whitening stem (if any) to training images `x`; build_run_model calls this once."""
+        if isinstance(self.features[0], PatchWhitening):
+            self.features[0].fit_to_data(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
-        return self.head(self.dropout(x))
+        return self.head(self.dropout(x)) * self.LOGIT_SCALE
 
 
 class BasicBlock(nn.Module):
@@ -158,3 +213,42 @@ def build_model(cfg: ModelConfig, input_shape: Sequence[int], classes: int, seed
     model = MODELS.get(cfg.kind)(cfg, tuple(input_shape), classes)
     initialize(model, cfg.init, cfg.activation)
     return model
+
+
+# -- the parts transfer learning names: the head and the blocks below it ------------------------------------------
+def head_of(model: nn.Module) -> str:
+    """The name of the model's classifier head: its last nn.Linear (every model here ends in one)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise LabkitError(f"model {type(model).__name__} has no nn.Linear layer to serve as its classifier head; "
+                          "transfer learning (init_from, freeze, backbone_lr_scale) needs one: end the model in one")
+    return names[-1]
+
+
+def blocks_of(model: nn.Module) -> list[list[str]]:
+    """The model's blocks below the head, in order, each the names of its modules.
+
+    Read off the module tree, not a layer list, so a changed model needs no change here: containers
+    (Sequential, ModuleList) are opened, and a module holding a weight matrix or kernel starts a block
+    (a conv or linear layer, or a whole residual block), while one holding only vectors (a norm's gain and
+    bias, PReLU's slopes) joins the block before it. Parameter-free modules (activations, pooling, dropout)
+    belong to no block. The convnet's blocks are its conv-norm pairs, the MLP's its linear-norm layers, the
+    ResNet's its stem and basic blocks.
+    """
+    head = head_of(model)
+    blocks: list[list[str]] = []
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if full == head or not any(True for _ in child.parameters()):
+                continue
+            if isinstance(child, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) or head.startswith(full + "."):
+                visit(full + ".", child)
+            elif any(p.ndim > 1 for p in child.parameters()) or not blocks:
+                blocks.append([full])
+            else:
+                blocks[-1].append(full)
+
+    visit("", model)
+    return blocks

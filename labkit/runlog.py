@@ -240,6 +240,31 @@ class RunLog:
         return np.array([_num(getattr(e, name)) for e in self.epochs], dtype=float)
 
     @property
+    def weight_names(self) -> list[str]:
+        """The other evaluated weights in the epoch records (e.g. 'ema', 'swa'), in first-seen order."""
+        names: dict[str, None] = {}
+        for e in self.epochs:
+            names.update(dict.fromkeys(e.weights or {}))
+        return list(names)
+
+    def weight_values(self, weights: str, name: str = "val_acc") -> np.ndarray:
+        """One validation number of other evaluated weights per epoch record, NaN where they were not evaluated."""
+        return np.array([_num((e.weights or {}).get(weights, {}).get(name)) for e in self.epochs], dtype=float)
+
+    @property
+    def snapshot_steps(self) -> list[int]:
+        """The steps that end a snapshot ensemble's cycles ([] without one): from the summary, else the config."""
+        stored = (self.summary.get("snapshots") or {}).get("steps")
+        if stored:
+            return [int(s) for s in stored]
+        cfg, start = self.config, self.start
+        if cfg is None or start is None or getattr(cfg.train, "snapshots", 1) < 2:
+            return []
+        from .schedules import make_schedule, snapshot_steps
+
+        return snapshot_steps(make_schedule(cfg, start.train_size), cfg.train.snapshots)
+
+    @property
     def probes(self) -> ProbeHistory:
         """The probe snapshots so far (rebuilt only when a new one arrived)."""
         self._load_probes()
@@ -323,6 +348,15 @@ class RunLog:
     @property
     def steps_per_epoch(self) -> int | None:
         return self.start.steps_per_epoch if self.start is not None else None
+
+    def epoch_positions(self) -> np.ndarray:
+        """Where each epoch record sits in epochs of training: its step / steps per epoch, so a partial epoch
+        (a run stopped mid-epoch is validated where it stopped) is drawn where it ended, not at the next whole
+        epoch; the record's epoch number where the steps per epoch are unknown."""
+        spe = self.steps_per_epoch
+        if not spe:
+            return self.epoch_values("epoch")
+        return np.array([e.step / spe for e in self.epochs], dtype=float)
 
     @property
     def last_step(self) -> int:

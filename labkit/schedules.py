@@ -10,6 +10,7 @@ Notation: a0 = peak LR, t = step after warmup, T = steps after warmup.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -96,6 +97,8 @@ class Schedule:
     lr: float
     total_steps: int
     steps_per_epoch: int
+    swa_from: int = -1  # SWA (train.swa_start): from this step on the rate is swa_rates[step - swa_from]
+    swa_rates: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.shape = SCHEDULES.get(self.cfg.name)
@@ -103,6 +106,8 @@ class Schedule:
 
     def __call__(self, step: int) -> float:
         """LR for optimizer step `step` (0-based)."""
+        if 0 <= self.swa_from <= step:
+            return self.swa_rates[min(step - self.swa_from, len(self.swa_rates) - 1)]
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
         T = self.total_steps - self.warmup
@@ -126,9 +131,54 @@ def total_steps(cfg: Config, train_size: int) -> int:
 
 
 def make_schedule(cfg: Config, train_size: int) -> Schedule:
-    """The schedule a run of `cfg` on `train_size` training examples uses."""
-    return Schedule(cfg.schedule, cfg.optim.lr, total_steps(cfg, train_size),
-                    steps_per_epoch(train_size, cfg.train.batch_size))
+    """The schedule a run of `cfg` on `train_size` training examples uses.
+
+    Snapshot ensembles (train.snapshots = M > 1) replace the named shape by M equal cosine cycles after the
+    warmup (the restarts shape with period multiplier 1); SWA (train.swa_start) hands the rate to SWALR from
+    its start. Both happen here, so the preview, the plot and the optimizer see the same rates.
+    """
+    t = cfg.train
+    spe = steps_per_epoch(train_size, t.batch_size)
+    sched = Schedule(cfg.schedule, cfg.optim.lr, total_steps(cfg, train_size), spe)
+    if t.snapshots > 1:
+        period = snapshot_period(sched.total_steps - sched.warmup, t.snapshots)
+        cycles = dataclasses.replace(cfg.schedule, name="restarts", restart_epochs=period / spe, restart_mult=1.0)
+        sched = Schedule(cycles, cfg.optim.lr, sched.total_steps, spe)
+    if t.swa_start > 0:
+        start = min(sched.total_steps, round(t.swa_start * spe))
+        sched.swa_rates = tuple(swa_rates(sched(start), t.swa_lr, anneal_steps=spe))
+        sched.swa_from = start
+    return sched
+
+
+def snapshot_period(steps: int, cycles: int) -> int:
+    """Steps per cosine cycle when `steps` are split into `cycles` (the last cycle is up to cycles-1 shorter)."""
+    return max(1, math.ceil(steps / max(1, cycles)))
+
+
+def snapshot_steps(schedule: Schedule, cycles: int) -> list[int]:
+    """The step counts at which each of `cycles` cosine cycles ends: its snapshot is the weights after that step."""
+    period = snapshot_period(schedule.total_steps - schedule.warmup, cycles)
+    return [min(schedule.total_steps, schedule.warmup + k * period) for k in range(1, cycles + 1)]
+
+
+def swa_rates(start_lr: float, swa_lr: float, anneal_steps: int) -> list[float]:
+    """SWALR's rates, one per step from SWA's start: cosine from `start_lr` to `swa_lr` over `anneal_steps`, then
+    constant (the last value holds for every later step). torch's SWALR computes them, on a throwaway optimizer."""
+    import warnings
+
+    import torch
+    from torch.optim.swa_utils import SWALR
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=start_lr)
+    sched = SWALR(opt, swa_lr=swa_lr, anneal_epochs=max(1, anneal_steps), anneal_strategy="cos")
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": there is nothing to step
+        for _ in range(max(1, anneal_steps) + 1):
+            out.append(float(opt.param_groups[0]["lr"]))
+            sched.step()
+    return out
 
 
 def schedule_curve(cfg: Config, train_size: int | None = None) -> list[float]:

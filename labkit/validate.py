@@ -49,4 +49,72 @@ def validate_config(c: Config) -> None:
             raise LabkitError("lbfgs needs a deterministic loss per step; set --dropout 0 or choose another optimizer")
     if c.model.norm == "batch" and t.batch_size < 2:
         raise LabkitError("batch norm needs batch_size >= 2; raise --batch-size or use --norm layer/group/none")
+    check_transfer(c)
     check_subset(c.data)
+    check_averaging(c)
+
+
+def check_averaging(c: Config) -> None:
+    """SWA and snapshots each reshape the learning rate, so not both; each needs room inside the run."""
+    t = c.train
+    if t.snapshots > 1 and t.swa_start > 0:
+        raise LabkitError(f"train.snapshots={t.snapshots} and train.swa_start={t.swa_start:g} both set the learning "
+                          "rate (cosine cycles vs SWALR's constant rate); use one: --snapshots 1 or --swa-start 0")
+    if t.steps == 0 and t.swa_start >= t.epochs > 0:
+        raise LabkitError(f"train.swa_start={t.swa_start:g} is not before the end of training ({t.epochs:g} epochs); "
+                          f"allowed: (0, {t.epochs:g}) (0 = no SWA); fix: --swa-start X with X below --epochs, "
+                          f"e.g. {0.75 * t.epochs:g}")
+    if t.snapshots > 1 and c.data.dataset != "folder":  # a folder's size needs a directory scan: checked at start
+        from .data.sets import train_size_of
+        from .schedules import make_schedule
+
+        s = make_schedule(c, train_size_of(c.data))
+        if t.snapshots > s.total_steps - s.warmup:
+            raise LabkitError(f"train.snapshots={t.snapshots} needs at least one step per cycle, but this run has "
+                              f"{s.total_steps - s.warmup} steps after warmup; fix: fewer --snapshots, or more "
+                              f"--epochs or data")
+
+
+def freeze_depth(freeze: str) -> int | None:
+    """model.freeze as a number of blocks (0 for none), None for all; raise on any other text."""
+    text = freeze.strip().lower()
+    if text in ("none", "0"):
+        return 0
+    if text == "all":
+        return None
+    if text.isdigit():
+        return int(text)
+    raise LabkitError(f"model.freeze={freeze!r} is not a freeze depth; allowed: none, all (everything but the head) "
+                      "or N (the first N blocks, N >= 1); fix: --freeze all, or e.g. --freeze 2")
+
+
+def check_transfer(c: Config) -> None:
+    """The forms of data.classes and model.freeze, a freeze no deeper than the model, one LR group for L-BFGS.
+
+    What needs files (the class names of CIFAR-100 or a folder, the source run) is checked before a run
+    starts (labkit.data.ensure_available, labkit.training.transfer.check_init_from).
+    """
+    import torch
+
+    from .data.sets import DATASETS, is_image, pick_classes
+    from .models import blocks_of
+
+    d, m = c.data, c.model
+    if d.classes.strip():
+        if not is_image(d.dataset):
+            raise LabkitError(f"data.classes={d.classes!r} picks classes of an image dataset; {d.dataset!r} is a 2-D "
+                              "set of two classes: leave --classes empty, or use an image dataset")
+        traits = DATASETS.entry(d.dataset).traits
+        pick_classes(d.classes, list(traits["names"]) if "names" in traits else None, d.dataset)
+    depth = freeze_depth(m.freeze)
+    if depth:
+        with torch.device("meta"):  # the module tree alone: no memory, no initialization, the RNG untouched
+            model = MODELS.get(m.kind)(m, (3, 32, 32) if is_image(d.dataset) else (2,), 2)
+        blocks = len(blocks_of(model))
+        if depth > blocks:
+            raise LabkitError(f"model.freeze={m.freeze} is deeper than the model: {m.kind} (depth {m.depth}) has "
+                              f"{blocks} blocks below its head; allowed: none, all, or 1 to {blocks}; fix: "
+                              f"--freeze {blocks} (or all)")
+    if needs_closure(c.optim.name) and c.optim.backbone_lr_scale != 1:
+        raise LabkitError(f"optim.backbone_lr_scale={c.optim.backbone_lr_scale:g} needs two parameter groups, and "
+                          f"{c.optim.name} takes one; set --backbone-lr-scale 1 or choose another optimizer")

@@ -59,7 +59,7 @@ def test_stratified_indices_keep_proportions():
 
 def _write_fake_cifar100(root: Path, n_train: int = 200, n_test: int = 50) -> None:
     d = root / "cifar-100-python"
-    d.mkdir(parents=True)
+    d.mkdir(parents=True, exist_ok=True)
     g = np.random.default_rng(0)
     for name, n in (("train", n_train), ("test", n_test)):
         blob = {"data": g.integers(0, 256, (n, 3072), dtype=np.uint8), "fine_labels": [i % 100 for i in range(n)],
@@ -68,7 +68,8 @@ def _write_fake_cifar100(root: Path, n_train: int = 200, n_test: int = 50) -> No
     (d / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"c{i}" for i in range(100)]}))
 
 
-def test_cifar100_from_fake_pickles(tmp_path):
+def test_cifar100_from_fake_pickles(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the decoded-array cache of these fakes
     _write_fake_cifar100(tmp_path)
     d = load_data(DataConfig(dataset="cifar100", root=str(tmp_path), subset=100, val_size=100, download=False), 0)
     assert d.num_classes == 100 and d.classes[7] == "c7"
@@ -78,7 +79,8 @@ def test_cifar100_from_fake_pickles(tmp_path):
         load_data(DataConfig(dataset="cifar100", root=str(tmp_path), subset=150, val_size=100, download=False), 0)
 
 
-def test_corrupt_pickle_is_a_labkit_error(tmp_path):
+def test_corrupt_pickle_is_a_labkit_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _write_fake_cifar100(tmp_path)
     (tmp_path / "cifar-100-python" / "train").write_bytes(b"not a pickle at all")
     with pytest.raises(LabkitError, match="corrupt data file .*train.*download again"):
@@ -174,3 +176,39 @@ def test_ensure_available_finds_the_data_before_anything_is_made(tmp_path, monke
     # 20 images: 4 test, 2 validation, 14 to train on; a subset beyond that is found out here, not after the run began
     with pytest.raises(LabkitError, match="data.subset=15 is larger than the 14 training images"):
         ensure_available(DataConfig(dataset="folder", folder=str(tmp_path / "imgs"), subset=15))
+
+
+def test_decoded_arrays_are_cached_on_disk_and_decoded_again_when_a_file_changes(tmp_path, monkeypatch):
+    """The pickles are decoded once; a later process reads the cached uint8 arrays, unless a file changed or the
+    cache is unreadable (then the pickles are decoded again)."""
+    from labkit.data import sets
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _write_fake_cifar100(tmp_path)
+    folder = str(tmp_path / "cifar-100-python")
+    decoded = []
+    real_read = sets._read_pickle
+    monkeypatch.setattr(sets, "_read_pickle", lambda p: decoded.append(p.name) or real_read(p))
+
+    def load():
+        sets.load_cifar_arrays.cache_clear()  # as a new process would start
+        return sets.load_cifar_arrays(folder, "cifar100")
+
+    first = load()
+    assert sorted(decoded) == ["meta", "test", "train"]
+    [cache] = (tmp_path / "cache" / "labkit" / "data" / "arrays").iterdir()
+    decoded.clear()
+    again = load()
+    assert decoded == []  # from the cache
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert again[0].dtype == np.uint8 and again[0].shape == (200, 3, 32, 32)
+    # a changed file (new size and time) is decoded again, into a cache entry of its own
+    _write_fake_cifar100(tmp_path, n_train=300)
+    assert len(load()[1]) == 300 and "train" in decoded
+    # an unreadable cache entry is not trusted: the pickles are decoded
+    for entry in (tmp_path / "cache" / "labkit" / "data" / "arrays").iterdir():
+        (entry / "train_x.npy").write_bytes(b"garbage")
+    decoded.clear()
+    assert len(load()[1]) == 300 and "train" in decoded
+    sets.load_cifar_arrays.cache_clear()

@@ -19,7 +19,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "labkit.schedules", "labkit.precision", "labkit.data", "labkit.search.space")),
     ("core", ("labkit.runs", "labkit.training", "labkit.search.storage", "labkit.search.run", "labkit.search")),
     ("analysis", ("labkit.runlog", "labkit.probe_history", "labkit.demos", "labkit.diagnosis", "labkit.babysit",
-                  "labkit.search.analysis")),
+                  "labkit.ensemble",
+                  "labkit.search.analysis", "labkit.transfer")),
     ("plots", ("labkit.plots",)),
     ("top", ("labkit.cli", "labkit.widgets", "labkit.__main__", "labkit")),
 ]

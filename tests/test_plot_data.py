@@ -96,7 +96,7 @@ def check_curves(fig, steps: list[dict], epochs: list[dict], spe: int, smooth: f
         ema = lines["ema"][k]
         np.testing.assert_allclose(xy(ema)[0], step_x, **EXACT)
         np.testing.assert_allclose(xy(ema)[1], ema_closed_form(y, smooth), rtol=1e-9, atol=0)
-        ex = np.array([r["epoch"] for r in epochs], dtype=float)
+        ex = np.array([r["step"] for r in epochs]) / spe  # where each epoch ended (whole epochs: its number)
         np.testing.assert_array_equal(xy(lines["train_epoch"][k])[0], ex)
         np.testing.assert_array_equal(xy(lines["train_epoch"][k])[1], [r[tr] for r in epochs])
         np.testing.assert_array_equal(xy(lines["val_epoch"][k])[0], ex)
@@ -137,6 +137,26 @@ def test_learning_curves_overlay_keeps_each_runs_data(rec, tmp_path):
         check_curves(fig, other.rows("step"), other.rows("epoch"), spe, smooth=0.9, k=1)
         a, b = (curve_lines(fig.get_axes()[0])["val_epoch"][k] for k in (0, 1))
         assert a.get_color() != b.get_color()
+    finally:
+        close(fig)
+
+
+def test_a_run_stopped_mid_epoch_draws_its_last_epoch_where_it_stopped(tmp_path):
+    from labkit.training import TrainHook
+
+    class StopAt(TrainHook):
+        def after_step(self, ctx) -> None:
+            if ctx.step == 13:  # 9 steps per epoch: 4 steps into the second epoch
+                ctx.request_stop("stop mid-epoch")
+
+    log = load_run(train(tiny(tmp_path, **{"probe.every": 0}), hooks=[StopAt()]).dir)
+    epochs = log.rows("epoch")
+    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 9), (2, 13)]
+    fig = learning_curves({"run": log.metrics})
+    try:
+        for ax in fig.get_axes()[:2]:
+            for kind in ("train_epoch", "val_epoch"):
+                np.testing.assert_allclose(xy(curve_lines(ax)[kind][0])[0], [1.0, 13 / 9], **EXACT)
     finally:
         close(fig)
 

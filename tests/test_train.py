@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from labkit import Config, LabkitError, list_runs, load_run, train
+from conftest import cifar_dir
 from labkit.config import ModelConfig
 from labkit.models import build_model
 from labkit.training import evaluate
@@ -50,7 +51,7 @@ def test_cifar_one_epoch_writes_every_run_file(cifar_config):
     state = torch.load(run.dir / "best.pt", weights_only=True)
     assert set(state) == set(run.model.state_dict())
     rec = load_run(run.dir)
-    assert rec.status == "completed" and len(rec.rows("step")) == 1000 // 128 and len(rec.rows("epoch")) == 1
+    assert rec.status == "completed" and len(rec.rows("step")) == 1000 // Config().train.batch_size and len(rec.rows("epoch")) == 1
     assert [e.kind for e in events][0] == "start" and events[-1].kind == "end"
     assert [r.id for r in list_runs(cifar_config.train.out)] == [run.id]
 
@@ -150,3 +151,35 @@ def test_missing_data_in_the_foreground_leaves_no_failed_run(tmp_path, monkeypat
     run = train(cfg, background=True).wait(60)
     assert run.status == "failed" and "cifar100 not found" in run.message
     assert json.loads((run.dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_the_whitening_stem_whitens_patches_and_stays_frozen(tmp_path):
+    """The convnet's first layer is fitted to the training images: its outputs over 2x2 patches have identity
+    covariance (the lectures' whitening, per patch), and training leaves it as fitted."""
+    from labkit.models import PatchWhitening
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 1, 32, 32, generator=g)
+    x = torch.cat([base, 0.5 * base + 0.1 * torch.randn(64, 1, 32, 32, generator=g),
+                   torch.randn(64, 1, 32, 32, generator=g)], 1)  # correlated channels
+    stem = PatchWhitening(3)
+    stem.fit_to_data(x)
+    with torch.no_grad():
+        y = stem(x)[:, :12]  # the first half; the second is its negative
+    assert torch.equal(stem(x)[:, 12:], -y)
+    cov = torch.cov(y.permute(1, 0, 2, 3).reshape(12, -1))
+    # decorrelated, unit variance (eps = 5e-4 added to each eigenvalue shrinks the faintest direction a little)
+    assert torch.allclose(cov - torch.diag(cov.diag()), torch.zeros(12, 12), atol=1e-3)
+    assert ((cov.diag() > 0.9) & (cov.diag() < 1.0 + 1e-3)).all()
+    assert not stem.weight.requires_grad
+    cfg = Config().replace(**{"data.dataset": "cifar10", "data.subset": 200, "data.val_size": 0,
+                              "train.epochs": 1, "train.threads": 1, "train.test": False, "probe.every": 0,
+                              "model.width": 8, "train.out": str(tmp_path)})
+    if cifar_dir() is None:
+        pytest.skip("CIFAR-10 not found under $LABKIT_DATA")
+    run = train(cfg)
+    from labkit.training.loop import build_run_model
+
+    fitted = build_run_model(cfg, run.data).features[0]
+    assert torch.equal(run.model.features[0].weight, fitted.weight)  # trained 3 steps: the stem is as fitted
+    assert not torch.equal(fitted.weight, PatchWhitening(3).weight)

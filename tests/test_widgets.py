@@ -80,6 +80,7 @@ def test_impossible_settings_are_explained_and_train_is_refused(lab):
     w["optim.name"].value = "lbfgs"
     w["reg.mixup"].value = 0.4
     assert "lbfgs" in lab.message.value and "mixup" in lab.message.value
+    assert "--" not in lab.message.value  # the lab names its controls, not the command line's flags
     assert lab.train_btn.disabled
     assert lab.train() is None
     w["reg.mixup"].value = 0.0
@@ -403,7 +404,8 @@ def test_a_search_too_small_to_mean_anything_says_so_and_a_new_one_starts_clean(
     from labkit.widgets.search import SearchTab, too_small
 
     base = Config().replace(**{"data.dataset": "spirals", "model.kind": "mlp", "train.threads": 1,
-                               "train.out": str(tmp_path / "runs"), "train.test": False, "probe.every": 0})
+                               "train.out": str(tmp_path / "runs"), "train.test": False, "probe.every": 0,
+                               "train.batch_size": 128})
     tab = SearchTab(base, out=str(tmp_path / "runs"))
     tab.trials.value, tab.epochs.value = 4, 1.0
     tab.start("compare")

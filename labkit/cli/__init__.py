@@ -8,7 +8,7 @@ import sys
 from ..errors import LabkitError
 
 # each module defines add(subparsers), registering a parser whose `func(args) -> int` runs it
-COMMANDS = ["train", "runs", "data", "search", "plot", "demo", "lab", "diagnose", "check", "recipe"]
+COMMANDS = ["train", "runs", "data", "search", "plot", "demo", "lab", "diagnose", "check", "recipe", "ensemble"]
 
 
 def build_parser() -> argparse.ArgumentParser:

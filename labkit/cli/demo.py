@@ -1,4 +1,4 @@
-"""`labkit demo init|optimizers|augment|schedules`: the lectures' demonstrations as PNG files."""
+"""`labkit demo init|optimizers|augment|schedules|transfer`: the lectures' demonstrations as PNG files."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +23,7 @@ def _names(text: str | None, valid: list[str], what: str) -> list[str] | None:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="write the lecture demos (init, optimizers, augment, schedules) as PNGs",
+    p = sub.add_parser("demo", help="write the lecture demos (init, optimizers, augment, schedules, transfer) as PNGs",
                        description="Write a demonstration figure as PNG and print its path.")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     demos = p.add_subparsers(dest="demo", metavar="DEMO")
@@ -74,6 +74,35 @@ def add(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--warmup", type=float, default=0.0, help="linear warmup in epochs, in front of every schedule")
     q.set_defaults(func=run_schedules)
 
+    from ..transfer import DEFAULTS
+
+    q = demos.add_parser("transfer", help="the lectures' transfer table measured: small/large x similar/different",
+                         description="Train a source network on CIFAR-10's animals (once: it is kept in the run store "
+                                     "and reused), then learn CIFAR-10's vehicles (similar) and generated shapes "
+                                     "(different) from little and from much data, three ways each at equal steps: "
+                                     "from scratch, a linear probe, and fine-tuning at a tenth of the rate.")
+    common(q)
+    q.add_argument("--runs", default="runs", metavar="DIR", help="run store: the source is cached here, the target "
+                   "runs go under DIR/transfer-demo (default: runs)")
+    q.add_argument("--source", default=None, metavar="RUN_DIR", help="start from this run instead of the demo's own "
+                   "source (its model and recipe are used for every target run)")
+    q.add_argument("--small", type=int, default=DEFAULTS["small"], help=f"images per class of a small target "
+                   f"(default {DEFAULTS['small']})")
+    q.add_argument("--large", type=int, default=DEFAULTS["large"], help=f"images per class of a large target "
+                   f"(default {DEFAULTS['large']})")
+    q.add_argument("--small-steps", type=int, default=DEFAULTS["small_steps"], help="training steps of every run "
+                   f"on a small target (default {DEFAULTS['small_steps']})")
+    q.add_argument("--large-steps", type=int, default=DEFAULTS["large_steps"], help="training steps of every run "
+                   f"on a large target (default {DEFAULTS['large_steps']})")
+    q.add_argument("--source-images", type=int, default=DEFAULTS["source_images"], help="training images of the "
+                   f"source (default {DEFAULTS['source_images']})")
+    q.add_argument("--source-epochs", type=float, default=DEFAULTS["source_epochs"], help="epochs of the source "
+                   f"(default {DEFAULTS['source_epochs']})")
+    q.add_argument("--width", type=int, default=DEFAULTS["width"], help="model width of the source and targets "
+                   "(default: the recipe's, as labkit train)")
+    q.add_argument("--threads", type=int, default=0, help="torch threads (default 0: every core)")
+    q.set_defaults(func=run_transfer)
+
 
 def _save(fig, args: argparse.Namespace, name: str) -> int:
     from .plot import save_figures
@@ -123,3 +152,22 @@ def run_schedules(args: argparse.Namespace) -> int:
     title = (f"Learning-rate schedules: peak {args.lr:g}, {args.epochs:g} epochs of {args.steps_per_epoch} steps"
              + (f", {args.warmup:g} warmup epochs" if args.warmup else ""))
     return _save(plots.schedule_comparison(curves, args.steps_per_epoch, title), args, "schedules")
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    import sys
+
+    from .. import plots
+    from ..transfer import table_rows, transfer_demo
+
+    r = transfer_demo(args.runs, small=args.small, large=args.large, small_steps=args.small_steps,
+                      large_steps=args.large_steps, source=args.source, source_images=args.source_images,
+                      source_epochs=args.source_epochs, width=args.width, seed=args.seed, threads=args.threads,
+                      progress=lambda text: print(text, file=sys.stderr, flush=True))
+    src = r["source"]
+    print(f"source: {src['run']}" + (" (reused)" if src["cached"] else "")
+          + (f", test accuracy {src['test_acc']:.3f}" if src.get("test_acc") is not None else ""))
+    for line in table_rows(r):
+        print(line)
+    print(f"{r['seconds']:.0f} s")
+    return _save(plots.transfer_quadrants(r), args, "transfer")

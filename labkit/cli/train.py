@@ -8,6 +8,7 @@ import threading
 
 from ..data.sets import ensure_available
 from ..training import train
+from ..training.transfer import check_init_from
 from .common import add_config_flags, config_from_args
 
 
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     # find (or download) the data before the run directory exists: missing data is a one-line error (exit 2),
     # not a failed run left in the store
     ensure_available(cfg.data)
+    check_init_from(cfg)  # --init-from: a missing run or a model that does not fit is one line too
     handle = train(cfg, background=True, progress=not args.quiet)
     # Ctrl-C (or SIGTERM) stops the run cleanly: status 'stopped', files kept
     def _stop(signum, frame):
@@ -47,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
         if s.get("train_seconds") is not None:
             line.append(f"{s['train_seconds']:.1f} s training")
         print(", ".join(line))
+        averaged = [f"{k.split('_')[0].upper()} test_acc {v:.4f}" for k, v in f.items()
+                    if k.endswith("_test_acc") and isinstance(v, float)]  # EMA / SWA beside the raw weights
+        snaps = s.get("snapshots") or {}
+        if snaps.get("ensemble_test_acc") is not None:
+            averaged.append(f"ensemble of {len(snaps.get('members', []))} snapshots test_acc "
+                            f"{snaps['ensemble_test_acc']:.4f} (alone: mean {snaps['mean_test_acc']:.4f})")
+        if averaged:
+            print("averaged: " + ", ".join(averaged))
         if handle.message:
             print(handle.message)
         print(f"files: {handle.dir}")

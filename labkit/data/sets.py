@@ -7,8 +7,12 @@ Data directory: explicit argument, else $LABKIT_DATA, else a per-user cache.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import pickle
+import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,6 +23,9 @@ import torch
 from ..config import DataConfig
 from ..errors import LabkitError
 from ..registry import Registry
+from .shapes import CLASSES as SHAPES, TRAIN_PER_CLASS, shapes_pool
+
+SHAPES_TRAIN = TRAIN_PER_CLASS * len(SHAPES)
 
 CIFAR = {
     "cifar10": {
@@ -157,11 +164,60 @@ def _read_pickle(path: Path) -> dict:
         ) from None
 
 
+ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def _array_cache(folder: Path, files: list[str]) -> Path:
+    """Where the decoded arrays of `folder` are cached: keyed by its path and each file's size and mtime, so
+    an edited or replaced file is decoded again."""
+    key = [str(folder.resolve())]
+    for fn in files:
+        try:
+            st = (folder / fn).stat()
+            key.append(f"{fn}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            key.append(f"{fn}:missing")
+    return cache_dir() / "arrays" / hashlib.sha256("\n".join(key).encode()).hexdigest()[:20]
+
+
+def _read_cached(path: Path) -> tuple | None:
+    """The cached arrays, memory-mapped (read-only: a run reads the pages of its subset, not all 150 MB), and the
+    class names; None when the cache is missing or unreadable."""
+    try:
+        arrays = tuple(np.load(path / f"{a}.npy", mmap_mode="r") for a in ARRAYS)
+        names = json.loads((path / "names.json").read_text())
+    except (OSError, ValueError):
+        return None
+    tx, ty, vx, vy = arrays
+    if tx.dtype != np.uint8 or tx.ndim != 4 or len(tx) != len(ty) or len(vx) != len(vy):
+        return None
+    return (*arrays, names)
+
+
+def _write_cached(path: Path, arrays: tuple, names: list[str]) -> None:
+    """Write the arrays next to `path` and rename into place (a crash leaves no half cache); best effort:
+    an unwritable cache only means the next process decodes the pickles again."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for a, arr in zip(ARRAYS, arrays):
+            np.save(tmp / f"{a}.npy", np.ascontiguousarray(arr))
+        (tmp / "names.json").write_text(json.dumps(names))
+        tmp.rename(path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @functools.lru_cache(maxsize=4)
 def load_cifar_arrays(folder: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(train_x, train_y, test_x, test_y, class names) from the pickles; cached per process."""
+    """(train_x, train_y, test_x, test_y, class names); cached per process, and on disk as uint8 arrays
+    (decoding the pickles takes ~1 s, a cached reload a few ms)."""
     spec = CIFAR[name]
     d = Path(folder)
+    cache = _array_cache(d, [*spec["train"], *spec["test"], spec["meta"][0]])
+    cached = _read_cached(cache)
+    if cached is not None:
+        return cached
 
     def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
@@ -185,6 +241,7 @@ def load_cifar_arrays(folder: str, name: str) -> tuple[np.ndarray, np.ndarray, n
     vx, vy = read(spec["test"])
     meta = _read_pickle(d / spec["meta"][0])
     names = list(meta.get(spec["meta"][1], [str(i) for i in range(spec["classes"])]))
+    _write_cached(cache, (tx, ty, vx, vy), names)
     return tx, ty, vx, vy, names
 
 
@@ -268,17 +325,117 @@ def _cifar(name: str) -> DataFactory:
     def load(cfg: DataConfig, seed: int) -> Data:
         folder = find_cifar(name, cfg.root, cfg.download)
         tx, ty, vx, vy, names = load_cifar_arrays(str(folder), name)
-        x, y = torch.from_numpy(tx), torch.from_numpy(ty)
-        trx, try_, vax, vay = split_train(x, y, cfg.subset, cfg.val_size, seed, name)
-        mean, std = image_stats(trx, cfg.preprocess)
-        return Data(name, "image", names, trx, try_, vax, vay,
-                    torch.from_numpy(vx), torch.from_numpy(vy), mean, std)
+        with warnings.catch_warnings():  # memory-mapped, read-only: indexing copies what the run keeps
+            warnings.simplefilter("ignore", UserWarning)
+            x, y = torch.from_numpy(tx), torch.from_numpy(ty)
+        # the run keeps the test set whole: its own writable copy
+        return _image_set(name, cfg, seed, names, x, y, torch.from_numpy(np.array(vx)), torch.from_numpy(np.array(vy)))
 
     return load
 
 
-DATASETS.add("cifar10", _cifar("cifar10"), "CIFAR-10: 60,000 32x32 colour images in 10 classes", kind="image")
-DATASETS.add("cifar100", _cifar("cifar100"), "CIFAR-100: 60,000 32x32 colour images in 100 classes", kind="image")
+def _image_set(name: str, cfg: DataConfig, seed: int, names: list[str], x: torch.Tensor, y: torch.Tensor,
+               test_x: torch.Tensor, test_y: torch.Tensor) -> Data:
+    """Keep the classes `cfg.classes` picks (relabelled 0..k-1), split train/val, and take the training statistics."""
+    keep = pick_classes(cfg.classes, names, name)
+    x, y = select_classes(x, y, keep, len(names))
+    test_x, test_y = select_classes(test_x, test_y, keep, len(names))
+    what = f"{name} (classes {cfg.classes})" if cfg.classes else name
+    trx, try_, vax, vay = split_train(x, y, cfg.subset, cfg.val_size, seed, what)
+    mean, std = image_stats(trx, cfg.preprocess)
+    return Data(name, "image", [names[i] for i in keep], trx, try_, vax, vay, test_x, test_y, mean, std)
+
+
+# -- class subsets -------------------------------------------------------------
+def class_tokens(text: str) -> list[str]:
+    """The comma-separated items of a data.classes value ("" = none: all classes)."""
+    return [t.strip() for t in text.split(",")] if text.strip() else []
+
+
+def pick_classes(text: str, names: list[str] | None, dataset: str) -> list[int]:
+    """Indices of the classes `text` picks by index or name ("0,1,4", "cat,dog"; "" = every one), in its order.
+
+    With `names` None (not known without reading the data) only the form is checked: items, repeats, and
+    indices against the dataset's class count where the registry knows it. Errors name the item and the fix.
+    """
+    tokens = class_tokens(text)
+    count = len(names) if names is not None else DATASETS.entry(dataset).traits.get("classes")
+    if not tokens:
+        return list(range(count)) if count is not None else []
+    listing = (", ".join(names) + f"; or indices 0-{len(names) - 1}" if names is not None else
+               f"indices 0-{count - 1} or the class names" if count else "indices or class names")
+    fix = "fix: --classes with two or more of them, comma-separated (empty = all classes)"
+    if "" in tokens:
+        raise LabkitError(f"data.classes={text!r} has an empty item; {fix}, e.g. 0,1,4")
+    picked: list[int] = []
+    for t in tokens:
+        if t.lstrip("-").isdigit():
+            i = int(t)
+            if i < 0 or (count is not None and i >= count):
+                raise LabkitError(f"data.classes: class index {i} is out of range for {dataset}; allowed: {listing}; "
+                                  f"{fix}")
+        elif names is None:
+            continue  # a name: checked once the names are read
+        elif t in names:
+            i = names.index(t)
+        else:
+            raise LabkitError(f"data.classes: unknown class {t!r} of {dataset}; allowed: {listing}; {fix}")
+        if i in picked:
+            what = f"{names[i]!r} (index {i})" if names is not None else f"index {i}"
+            raise LabkitError(f"data.classes={text!r} names class {what} twice; {fix}, each once")
+        picked.append(i)
+    twice = next((t for i, t in enumerate(tokens) if t in tokens[:i]), None)
+    if names is None and twice is not None:
+        raise LabkitError(f"data.classes={text!r} names class {twice!r} twice; {fix}, each once")
+    if len(tokens) < 2:
+        raise LabkitError(f"data.classes={text!r} keeps one class, and one class is nothing to tell apart; {fix}")
+    return picked
+
+
+def select_classes(x: torch.Tensor, y: torch.Tensor, keep: list[int], total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples of the classes `keep` (of `total`), relabelled 0..len(keep)-1 in keep's order (all of them, as
+    they are, when keep lists every class in order)."""
+    if keep == list(range(total)):
+        return x, y
+    relabel = torch.full((max(total, int(y.max()) + 1 if len(y) else 0),), -1, dtype=torch.long)
+    relabel[torch.tensor(keep, dtype=torch.long)] = torch.arange(len(keep))
+    new = relabel[y]
+    mask = new >= 0
+    return x[mask], new[mask]
+
+
+def dataset_classes(cfg: DataConfig) -> list[str]:
+    """Every class name of the dataset `cfg` names, before --classes picks (CIFAR: its meta file; a folder: its
+    sub-folders; a generated set: its registry entry), without loading the images."""
+    spec = CIFAR.get(cfg.dataset)
+    if spec is not None:
+        meta = _read_pickle(find_cifar(cfg.dataset, cfg.root, cfg.download) / spec["meta"][0])
+        return list(meta.get(spec["meta"][1], [str(i) for i in range(spec["classes"])]))
+    if cfg.dataset == "folder":
+        return list(_folder_images(cfg)[3])
+    return list(DATASETS.entry(cfg.dataset).traits["names"])
+
+
+DATASETS.add("cifar10", _cifar("cifar10"), "CIFAR-10: 60,000 32x32 colour images in 10 classes", kind="image",
+             classes=10)
+DATASETS.add("cifar100", _cifar("cifar100"), "CIFAR-100: 60,000 32x32 colour images in 100 classes", kind="image",
+             classes=100)
+
+
+# -- generated shapes: an image set unlike CIFAR, offline (see labkit.data.shapes) ----------------------------
+def _shapes(cfg: DataConfig, seed: int) -> Data:
+    total = len(SHAPES)
+    k = len(class_tokens(cfg.classes)) or total
+    # the pool is generated in class-balanced chunks: draw only what the split needs (0 = the whole pool)
+    need = -(-(cfg.val_size + cfg.subset) * total // k) if cfg.subset else None
+    x, y = shapes_pool("train", need)
+    tx, ty = shapes_pool("test")
+    return _image_set("shapes", cfg, seed, list(SHAPES), x, y, tx, ty)
+
+
+DATASETS.add("shapes", _shapes, f"generated drawings of {len(SHAPES)} shapes (offline, instant): unlike CIFAR's "
+             "photos, the 'different' target for transfer learning", kind="image", classes=len(SHAPES),
+             names=SHAPES, train_size=SHAPES_TRAIN)
 
 
 # -- the learner's own images ------------------------------------------------
@@ -325,6 +482,9 @@ def _folder_images(cfg: DataConfig) -> tuple[Path, torch.Tensor, torch.Tensor, t
 
 def _folder(cfg: DataConfig, seed: int) -> Data:
     p, x, y, names = _folder_images(cfg)
+    keep = pick_classes(cfg.classes, list(names), f"folder {p}")
+    x, y = select_classes(x, y, keep, len(names))
+    names = tuple(names[i] for i in keep)
     gen = torch.Generator().manual_seed(seed)
     n = len(y)
     test_idx = stratified_indices(y, _folder_test_size(n), gen)
@@ -404,9 +564,12 @@ def ensure_available(cfg: DataConfig) -> None:
     if cfg.dataset in CIFAR:
         find_cifar(cfg.dataset, cfg.root, cfg.download)
     elif cfg.dataset == "folder":
-        p, _, y, _ = _folder_images(cfg)
-        pool = len(y) - _folder_test_size(len(y))
+        p, _, y, names = _folder_images(cfg)
+        n = len(select_classes(y, y, pick_classes(cfg.classes, list(names), f"folder {p}"), len(names))[1])
+        pool = n - _folder_test_size(n)
         check_split(pool, cfg.subset, _folder_val_size(pool, cfg.val_size), f"folder {p}")
+    if cfg.classes and cfg.dataset != "folder":  # names are known once the files are: unknown ones stop here
+        pick_classes(cfg.classes, dataset_classes(cfg), cfg.dataset)
 
 
 def is_image(dataset: str) -> bool:
@@ -432,7 +595,7 @@ def train_size_of(cfg: DataConfig) -> int:
         n = len(make_dataset(cfg.folder, idx, IMG_EXTENSIONS))
         pool = n - _folder_test_size(n)
         return cfg.subset or pool - _folder_val_size(pool, cfg.val_size)
-    return cfg.subset or CIFAR_TRAIN_SIZE - cfg.val_size
+    return cfg.subset or _pool(cfg)[1] - cfg.val_size
 
 
 def describe(root: str | None = None) -> list[dict]:
@@ -451,23 +614,32 @@ def describe(root: str | None = None) -> list[dict]:
     return rows
 
 
+def _pool(cfg: DataConfig) -> tuple[int, int, str]:
+    """(classes, training images, what) of a dataset of known size (CIFAR, shapes) after --classes picks."""
+    traits = DATASETS.entry(cfg.dataset).traits
+    total = traits["classes"]
+    picked = len(class_tokens(cfg.classes)) or total
+    size = traits.get("train_size", CIFAR_TRAIN_SIZE) * picked // total
+    return picked, size, f"{cfg.dataset}" + (f" (classes {cfg.classes})" if cfg.classes else "")
+
+
 def check_subset(cfg: DataConfig) -> None:
-    """Raise early when a CIFAR subset cannot fit (the full check happens at load time)."""
-    if cfg.dataset not in CIFAR:
+    """Raise early when a subset of CIFAR or shapes cannot fit (the full check happens at load time)."""
+    if "train_size" not in DATASETS.entry(cfg.dataset).traits and cfg.dataset not in CIFAR:
         return
-    classes = CIFAR[cfg.dataset]["classes"]
-    if cfg.val_size >= CIFAR_TRAIN_SIZE:
+    classes, size, what = _pool(cfg)
+    if cfg.val_size >= size:
         raise LabkitError(
-            f"data.val_size={cfg.val_size} leaves no training images: {cfg.dataset} has {CIFAR_TRAIN_SIZE} in its "
+            f"data.val_size={cfg.val_size} leaves no training images: {what} has {size} in its "
             f"training set; use --val-size below that (1000 is the default; 5000 is a common split)")
     if 0 < cfg.subset < classes:
         raise LabkitError(
-            f"data.subset={cfg.subset} is fewer than the {classes} classes of {cfg.dataset}: a stratified subset "
+            f"data.subset={cfg.subset} is fewer than the {classes} classes of {what}: a stratified subset "
             f"needs at least one image of each; use --subset {classes} or more (0 = all)")
-    if cfg.subset > CIFAR_TRAIN_SIZE - cfg.val_size:
+    if cfg.subset > size - cfg.val_size:
         raise LabkitError(
-            f"data.subset={cfg.subset} is larger than the {CIFAR_TRAIN_SIZE - cfg.val_size} training "
-            f"images {cfg.dataset} has after carving {cfg.val_size} for validation; "
-            f"use --subset between 1 and {CIFAR_TRAIN_SIZE - cfg.val_size} (0 = all)"
+            f"data.subset={cfg.subset} is larger than the {size - cfg.val_size} training "
+            f"images {what} has after carving {cfg.val_size} for validation; "
+            f"use --subset between 1 and {size - cfg.val_size} (0 = all)"
         )
 

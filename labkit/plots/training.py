@@ -23,6 +23,7 @@ from matplotlib.ticker import LogFormatter
 from ..errors import LabkitError
 from ..probe_history import ProbeHistory
 from ..runlog import RunLog, as_log
+from .ensemble import WEIGHTS_LABELS, averaging_figure, snapshot_schedule, weights_marker
 
 WIDTH = 10.0  # inches: notebook width at 100 dpi
 RUN_COLORS = colormaps["tab10"].colors
@@ -119,8 +120,9 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
     """Loss and accuracy against epochs for one or more runs (RunLogs, or metric rows by label).
 
     Steps draw a faint raw line and an EMA-smoothed line (train); epochs draw
-    markers (train mean: hollow squares, validation: filled circles). The
-    chance level (ln C for the loss, 1/C for accuracy) is dotted when known. A
+    markers (train mean: hollow squares, validation: filled circles; averaged
+    weights validated beside the raw ones, EMA and SWA: hollow diamonds and
+    triangles on a dotted line, live as they arrive). The chance level (ln C for the loss, 1/C for accuracy) is dotted when known. A
     run without an end (live, or killed) marks its newest step with a dot, so
     even its first step shows. With run_notes, a run that did not complete (or
     has no end record yet) is named in the title.
@@ -130,6 +132,7 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
     ax_loss, ax_acc = fig.subplots(1, 2)
     notes, classes, any_data = [], None, False
     handles = []
+    averaged: dict[str, None] = {}  # names of other evaluated weights drawn, in order
     for k, (label, log) in enumerate(logs.items()):
         color = RUN_COLORS[k % len(RUN_COLORS)]
         steps, epochs = log.steps, log.epochs
@@ -143,10 +146,14 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
                     ax.scatter(steps.epoch[-1:], y[-1:], s=14, color=color, zorder=3)
         if epochs:
             any_data = True
-            x = log.epoch_values("epoch")
+            x = log.epoch_positions()  # a partial last epoch (stopped run) where it ended
             for ax, tr, va in ((ax_loss, "train_loss", "val_loss"), (ax_acc, "train_acc", "val_acc")):
                 ax.plot(x, log.epoch_values(tr), "s", mfc="white", color=color, ms=5)
                 ax.plot(x, log.epoch_values(va), "o--", color=color, ms=5, lw=1.0)
+                for w in log.weight_names:  # averaged weights (EMA, SWA) validated beside the raw ones
+                    averaged[w] = None
+                    ax.plot(x, log.weight_values(w, va), ls=":", marker=weights_marker(w), color=color, ms=6,
+                            lw=1.6, mfc="white")
         handles.append(Line2D([], [], color=color, lw=2, label=label))
         if not run_notes:
             pass
@@ -174,7 +181,13 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
         style = [Line2D([], [], color="0.3", lw=1.8, label=f"train, per step (EMA {smooth:g})"),
                  Line2D([], [], color="0.3", marker="s", mfc="white", ls="none", label="train, epoch mean"),
                  Line2D([], [], color="0.3", marker="o", ls="--", label="validation, per epoch")]
-        ax_acc.legend(handles=style + (handles if len(handles) > 1 else []), fontsize=8, loc="lower right")
+        style += [Line2D([], [], color="0.3", marker=weights_marker(w), mfc="white", ls=":", lw=1.6,
+                         label=f"validation, {WEIGHTS_LABELS.get(w, w)}") for w in averaged]
+        if len(handles) > 1:  # several runs (Compare): below the panels, where it covers no curve
+            fig.legend(handles=style + handles, loc="outside lower center", ncol=min(4, len(style) + len(handles)),
+                       fontsize=8, frameon=False)
+        else:
+            ax_acc.legend(handles=style, fontsize=8, loc="lower right")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (nats)", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (fraction correct)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
@@ -237,8 +250,16 @@ def lr_curve(curves: RunLog | Mapping[str, Sequence[float] | RunLog], steps_per_
         axes[1].set(xlabel=unit, ylabel="learning rate (log scale)", title="Learning rate (log)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    if len(lines) > 1:
-        fig.legend(handles=axes[0].get_lines(), loc="outside right upper", fontsize=8)
+    handles = axes[0].get_lines()
+    # a snapshot ensemble's cycle ends (known from the config from the start, so the live view marks them too)
+    marks = sorted({s for c in curves.values() if isinstance(c, RunLog) for s in c.snapshot_steps})
+    for ax in axes if marks else ():
+        for s in marks:
+            ax.axvline(s / spe if spe else s, color="#c1121f", ls=":", lw=1.2)
+    if marks:
+        handles = [*handles, Line2D([], [], color="#c1121f", ls=":", lw=1.2, label="snapshots")]
+    if len(handles) > 1:
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     elif lines:
         axes[0].set_title(f"{axes[0].get_title()}: {lines[0][0]}", fontsize=10)
     return fig
@@ -472,7 +493,7 @@ def gradient_updates(history: ProbeHistory | RunLog) -> Figure:
 
 # -- everything about one run --------------------------------------------------------------
 FIGURES = ("learning_curves", "lr", "activations_first", "activations_last", "activation_stats",
-           "activation_heatmap", "gradients")
+           "activation_heatmap", "gradients", "averaging", "snapshot_schedule")
 
 
 def run_figure(name: str, run: RunData, history: ProbeHistory | None = None, label: str | None = None) -> Figure:
@@ -487,6 +508,10 @@ def run_figure(name: str, run: RunData, history: ProbeHistory | None = None, lab
         return learning_curves({label: log})
     if name == "lr":
         return lr_curve({label: log})
+    if name == "averaging":
+        return averaging_figure(log)
+    if name == "snapshot_schedule":
+        return snapshot_schedule(log)
     if name in ("activations_first", "activations_last"):
         return activation_histograms(h, 0 if name == "activations_first" else -1)
     probe_figures = {"activation_stats": activation_stats, "activation_heatmap": activation_heatmap,
@@ -522,5 +547,10 @@ def run_figures(run: str | os.PathLike | RunLog) -> dict[str, Figure]:
     if len(history):
         names += ["activations_first", *(["activations_last"] if len(history) > 1 else []), "activation_stats",
                   "activation_heatmap", "gradients"]
+    summary = log.summary
+    if any(k in summary for k in ("ema", "swa", "snapshots")):
+        names.append("averaging")  # raw vs EMA / SWA / snapshots vs their ensemble
+    if log.snapshot_steps:
+        names.append("snapshot_schedule")
     figs.update((name, run_figure(name, log, history, log.name)) for name in names)
     return figs

@@ -13,6 +13,8 @@ _EXPORTS = {
                             "prepare", "train")},
     **{n: ".step" for n in ("StepOutput", "TrainStep", "base_lr", "group_lrs", "loss_fn", "set_lr")},
     "Probes": ".probes",
+    **{n: ".averaging" for n in ("EMAHook", "SWAHook", "ema_decay", "recompute_bn")},
+    **{n: ".snapshots" for n in ("Snapshots", "log_probs", "score_members")},
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

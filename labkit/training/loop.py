@@ -33,6 +33,7 @@ from ..runs import RunWriter, new_run_dir
 from ..schedules import Schedule, make_schedule
 from .hooks import MODEL, BestCheckpoint, EarlyStopping, EpochResult, TrainContext, TrainHook
 from .step import TrainStep, base_lr, group_lrs, set_lr
+from .transfer import TransferHook, check_init_from, setup_transfer, uses_transfer
 
 # A loss this many times the first step's (and ln C's) is a divergence even while it stays finite: with batch
 # norm, lr 10 on spirals sends the loss from 1.0 to 1e13 and back to ~5 without ever overflowing, and no
@@ -122,9 +123,14 @@ def evaluate(model: nn.Module, data: Data, split: str, batch_size: int = 1000, t
     return loss_sum / total, correct / total
 
 
+FIT_IMAGES = 5000  # training images a model's data-fitted layers see (the whitening stem: ~4.8M patches)
+
+
 def build_run_model(config: Config, data: Data) -> nn.Module:
     """The seeded model a run of `config` trains on `data` (channels-last for images, as the pipeline feeds them)."""
     model = build_model(config.model, data.input_shape, data.num_classes, seed=config.train.seed)
+    if hasattr(model, "fit_to_data"):  # layers set from the data (the convnet's whitening stem)
+        model.fit_to_data(data.to_input(data.train_x[:FIT_IMAGES]))
     return model.to(memory_format=torch.channels_last) if data.kind == "image" else model
 
 
@@ -142,11 +148,27 @@ def own_threads(config: Config) -> Iterator[None]:
 
 def prepare(config: Config, lr_scales: Mapping[str, float] | None = None
             ) -> tuple[Data, nn.Module, torch.optim.Optimizer, Schedule]:
-    """Load data and build the seeded model, optimizer (groups scaled by `lr_scales`) and schedule of a run."""
+    """Load data and build the seeded model, optimizer (groups scaled by `lr_scales`) and schedule of a run.
+
+    With transfer settings (model.init_from, model.freeze, optim.backbone_lr_scale) the model starts from the
+    source, frozen as asked, and a linear probe trains its head on precomputed features (labkit.training.transfer).
+    """
+    return _prepare(config, lr_scales)[:4]
+
+
+def _prepare(config: Config, lr_scales: Mapping[str, float] | None = None
+             ) -> tuple[Data, nn.Module, torch.optim.Optimizer, Schedule, Any]:
+    """prepare(), and the run's Transfer set-up (None without transfer settings) for its hook."""
     data = load_data(config.data, config.train.seed)
     model = build_run_model(config, data)
+    transfer = None
+    if uses_transfer(config):
+        transfer = setup_transfer(config, data, model)
+        data, model = transfer.data, transfer.model
+        given = dict(lr_scales or {})  # the caller's prefixes first: the first one a name matches is its group
+        lr_scales = {**given, **{k: v for k, v in transfer.lr_scales.items() if k not in given}} or None
     opt = build_optimizer(model, config.optim, lr_scales)
-    return data, model, opt, make_schedule(config, len(data.train_y))
+    return data, model, opt, make_schedule(config, len(data.train_y)), transfer
 
 
 def train(
@@ -172,6 +194,7 @@ def train(
     config = config.copy().validate()
     if not background:
         ensure_available(config.data)
+        check_init_from(config)  # a missing or unfitting source is one error, before any run directory exists
     run_dir = new_run_dir(out if out is not None else config.train.out, config)
     run = Run(config, run_dir)
     subscribers: list[Callback] = [RunWriter(run_dir, config), *callbacks]
@@ -185,6 +208,10 @@ def train(
         from .probes import Probes
 
         all_hooks.append(Probes(config.probe))
+    if t.ema > 0 or t.swa_start > 0 or t.snapshots > 1:
+        from .averaging import config_hooks
+
+        all_hooks += config_hooks(config)  # EMA, SWA, snapshot ensembles
     all_hooks += list(hooks)
     if background:
         run.thread = threading.Thread(target=_execute, args=(run, subscribers, all_hooks, lr_scales), daemon=True,
@@ -211,8 +238,10 @@ def _execute(run: Run, subscribers: list[Callback], hooks: list[TrainHook],
     status, message = "completed", ""
     try:
         torch.set_num_threads(cfg.train.threads or default_threads(cfg))
-        data, model, opt, sched = prepare(cfg, lr_scales)
-        run.model, run.data = model, data
+        data, model, opt, sched, transfer = _prepare(cfg, lr_scales)
+        run.model, run.data = getattr(model, "full", model), data  # a linear probe's whole network
+        if transfer is not None:
+            hooks = [TransferHook(transfer), *hooks]  # first: frozen modules are back in eval before others look
         ctx = TrainContext(cfg, data, model, opt, sched, emit, run.dir)
         batches = TrainBatches(data, cfg.reg, cfg.train.batch_size, cfg.train.seed + 1)
         emit(StartEvent(run.id, str(run.dir), sched.total_steps, len(batches), len(data.train_y), data.num_classes,
@@ -324,7 +353,8 @@ def _validate(ctx: TrainContext, precision: str) -> dict[str, tuple[float | None
     t = ctx.config.train
     if not len(ctx.data.val_y):
         return {name: (None, None) for name in ctx.weights}
-    return {name: evaluate(m, ctx.data, "val", t.eval_batch_size, t.tta, precision) for name, m in ctx.weights.items()}
+    # without test-time augmentation: every epoch validates, so it stays cheap (the mirror pass would double it)
+    return {name: evaluate(m, ctx.data, "val", t.eval_batch_size, False, precision) for name, m in ctx.weights.items()}
 
 
 def _test(ctx: TrainContext, precision: str) -> dict[str, float]:

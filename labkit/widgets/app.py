@@ -1,7 +1,7 @@
 """The Lab: the dashboard a learner opens in JupyterLab, Voila or Binder.
 
 `Lab()` assembles the controls, previews, live views and the Compare, Demos,
-Search and Diagnose tabs. It is thin: the controls give a Config, Train calls
+Search, Diagnose and Ensemble tabs. It is thin: the controls give a Config, Train calls
 `labkit.train(config, callbacks=[live views], background=True)`, Stop
 calls `run.stop()`, and everything that must survive is in the run store.
 """
@@ -22,9 +22,11 @@ from ..events import EndEvent
 from ..fields import differing
 from ..schedules import schedule_curve, steps_per_epoch
 from ..training import Run, train
+from ..training.transfer import check_init_from
 from .compare import CompareTab
-from .controls import Controls, describe_changes, setting_label
+from .controls import Controls, describe_changes, lab_words, setting_label
 from .demos_tab import DemosTab
+from .transfer import run_choices
 from .live import LiveViews, png, png_image
 from .urlstate import config_from_query, query_from_config, read_query_string
 
@@ -76,7 +78,7 @@ class Lab:
         self.train_problem: str | None = None  # why Train is disabled (None: it is not)
         self._shown_config: Config | None = None  # the config of the run the views show
         self.live = LiveViews(on_end=self._ended)
-        self.controls = Controls(base, on_change=self._on_change)
+        self.controls = Controls(base, on_change=self._on_change, runs=lambda: run_choices(self.out))
         self.train_btn = W.Button(description="Train", button_style="success", icon="play",
                                   layout=W.Layout(width="110px"))
         self.stop_btn = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
@@ -92,7 +94,7 @@ class Lab:
         self._aug_live = False  # after the first preview, it follows the controls
         self.lr_preview: list[float] = []
         self.compare = CompareTab(lambda: self.out, load=self.load_config)
-        self.demos = DemosTab(lambda: self.controls.config)
+        self.demos = DemosTab(lambda: self.controls.config, out=lambda: self.out)
         self.extra_tabs = self._optional_tabs()
         self.widget = self._layout()
         self._preview(self.controls.config)  # the defaults' preview: what shows if a link's settings cannot train
@@ -127,6 +129,7 @@ class Lab:
                 return None
             try:
                 cfg = self.config.validate()
+                check_init_from(cfg)  # "start from": the run is still there and its model fits these settings
                 size = train_size_of(cfg.data)
                 plan = schedule_curve(cfg, size)
                 spe = steps_per_epoch(size, cfg.train.batch_size)
@@ -144,7 +147,7 @@ class Lab:
                 self.live(EndEvent("failed", str(e), {}))  # ends the views' render thread
                 if diagnose is not None:
                     diagnose(EndEvent("failed", str(e), {}))
-                self.say(html.escape(str(e)), "error")
+                self.say(html.escape(lab_words(str(e))), "error")
                 return None
             self.runs.append(self.run)
             self._shown_config = cfg
@@ -171,14 +174,14 @@ class Lab:
         try:
             self.controls.set_config(self.controls.config.replace(**{"optim.lr": float(lr)}))
         except LabkitError as e:
-            self.say(html.escape(str(e)), "error")
+            self.say(html.escape(lab_words(str(e))), "error")
 
     def apply_fix(self, changes: dict[str, Any]) -> None:
         """Put a finding's suggested settings ({config path: value}) into the controls, or say why they don't fit."""
         try:
             self.controls.set_config(self.controls.config.replace(**changes))
         except LabkitError as e:
-            self.say(html.escape(str(e)), "error")
+            self.say(html.escape(lab_words(str(e))), "error")
         else:
             self.say(f"Applied {html.escape(describe_changes(changes))}: press Train to try it.", "info")
 
@@ -229,8 +232,9 @@ class Lab:
         if not problems and self.controls.config_problem is not None:
             problems = dict([self.controls.config_problem])  # a rule between fields that names one of them
         if problems:
-            return "; ".join(f"<b>{html.escape(setting_label(p))}</b>: {html.escape(t)}" for p, t in problems.items())
-        return html.escape(error.split("; fix:")[0])
+            return "; ".join(f"<b>{html.escape(setting_label(p))}</b>: {html.escape(lab_words(t))}"
+                             for p, t in problems.items())
+        return html.escape(lab_words(error.split("; fix:")[0]))
 
     def _preview(self, cfg: Config) -> None:
         """Draw the LR schedule `cfg` would use (before training)."""
@@ -314,6 +318,7 @@ class Lab:
         self._caption(e.status)
         try:
             self.compare.refresh()
+            self.controls.refresh_runs()  # the run just ended can be a source now
             for tab in self.extra_tabs.values():
                 if hasattr(tab, "attach") and self.run is not None:
                     tab.attach(self.run)
@@ -347,13 +352,15 @@ class Lab:
 
     # -- layout --------------------------------------------------------------------------------
     def _optional_tabs(self) -> dict[str, Any]:
-        """The Search and Diagnose tabs."""
+        """The Search, Diagnose and Ensemble tabs."""
         from .diagnose import DiagnosePanel
+        from .ensemble import EnsemblePanel
         from .search import SearchTab
 
         return {"Search": SearchTab(base=lambda: self.config, out=self.out),
                 "Diagnose": DiagnosePanel(out=self.out, base=lambda: self.config, apply_lr=self.set_lr,
-                                          apply=self.apply_fix)}
+                                          apply=self.apply_fix),
+                "Ensemble": EnsemblePanel(out=lambda: self.out)}
 
     def _layout(self) -> W.Widget:
         left = W.VBox([_section("Settings", self.controls.widget)],
@@ -383,3 +390,5 @@ class Lab:
     def _tab_changed(self, change: dict) -> None:
         if self.tabs.titles[change["new"]] == "Compare":
             self.compare.refresh()
+        elif self.tabs.titles[change["new"]] == "Ensemble":
+            self.extra_tabs["Ensemble"].refresh()

@@ -25,6 +25,7 @@ from ..config import Config
 from ..errors import LabkitError
 from ..fields import FIELDS, SECTIONS as SECTION_TITLES, get_field, relevant, value_text
 from ..registry import Registry
+from .transfer import RunPicker
 
 LABEL_W = "150px"  # the longest labels ("milestones (fractions)", "probe every (steps)") fit without "..."
 CONTROL_W = "300px"
@@ -73,6 +74,13 @@ def setting_label(path: str) -> str:
     """The name the lab's controls give `path` ("learning rate" for optim.lr), from its field declaration."""
     f = FIELDS.get(path)
     return f.widget_label() if f is not None else path
+
+
+def lab_words(text: str) -> str:
+    """A message written for the command line, in the lab's words: each flag of a lab control (`--lr`) becomes
+    the control's label in quotes ("learning rate"); other flags stay as they are."""
+    labels = {f.flag: f.widget_label() for f in FIELDS.values() if f.flag and f.section}
+    return re.sub(r"--[a-z][a-z0-9-]*\b", lambda m: f"'{labels[m[0]]}'" if m[0] in labels else m[0], text)
 
 
 def describe_changes(changes: dict[str, Any]) -> str:
@@ -152,12 +160,17 @@ class LogNumber(W.HBox):
 _DEFAULT = object()
 
 
-def make_widget(path: str, value: Any = _DEFAULT) -> W.Widget:
-    """The widget for one config field, from its declaration (showing `value`, else the field's default)."""
+def make_widget(path: str, value: Any = _DEFAULT, runs: Callable[[], list[tuple[str, str]]] | None = None) -> W.Widget:
+    """The widget for one config field, from its declaration (showing `value`, else the field's default).
+
+    `runs`: what a "run" widget (model.init_from's "start from") lists, as (label, run directory) pairs.
+    """
     f = get_field(path)
     value = f.default if value is _DEFAULT else value
     kw = {"description": f.widget_label(), "style": _style(), "layout": _layout(), "tooltip": f.help}
     kind = f.widget_kind()
+    if kind == "run":
+        return RunPicker(value, runs, **kw)
     if kind == "dropdown":
         return W.Dropdown(options=f.offered(), value=value, **kw)
     if kind == "checkbox":
@@ -178,14 +191,15 @@ def make_widget(path: str, value: Any = _DEFAULT) -> W.Widget:
 class Controls:
     """Every control of the lab, in sections; `.config` is the Config they describe."""
 
-    def __init__(self, base: Config | None = None, on_change: Callable[[Config | None, str | None], None] | None = None):
+    def __init__(self, base: Config | None = None, on_change: Callable[[Config | None, str | None], None] | None = None,
+                 runs: Callable[[], list[tuple[str, str]]] | None = None):
         self.base = (base or Config()).copy()
         self.on_change = on_change
         self._silent = False
         self.widgets: dict[str, W.Widget] = {}
         for paths in SECTIONS.values():
             for path in paths:
-                w = make_widget(path, self.base.get(path))
+                w = make_widget(path, self.base.get(path), runs)
                 w.observe(lambda ch, p=path: self._changed(p), names="value")
                 self.widgets[path] = w
         self.help = {path: W.HTML(layout=W.Layout(margin=UNDER_MARGIN, width=UNDER_W)) for path in HELP_TABLES}
@@ -237,6 +251,9 @@ class Controls:
                 v = cfg.get(path)
                 if FIELDS[path].is_list:
                     v = value_text(v)
+                elif isinstance(w, RunPicker):
+                    w.select(v)
+                    continue
                 elif isinstance(w, W.Dropdown) and v not in w.options:
                     continue  # e.g. dataset "folder": kept in the base config, not offered here
                 elif isinstance(w, W.Text) and v is None:
@@ -245,6 +262,12 @@ class Controls:
         finally:
             self._silent = False
         self._changed(None)
+
+    def refresh_runs(self) -> None:
+        """Re-read the run store into the "start from" menus (after a run ends, a new source may be there)."""
+        for w in self.widgets.values():
+            if isinstance(w, RunPicker):
+                w.refresh()
 
     def apply_preset(self, name: str) -> None:
         """Reset to the defaults (keeping the run store) and apply the named preset."""
@@ -275,7 +298,7 @@ class Controls:
         """Show a whole-config error (e.g. epochs 0 without steps) beside the control it names, if it names one."""
         m = re.match(r"\s*([a-z_]+\.[a-z_]+)=?", error or "")
         if m and m.group(1) in self.widgets and error:  # beside its control the path goes without saying
-            self.config_problem = (m.group(1), error[m.end():].split("; fix:")[0])
+            self.config_problem = (m.group(1), lab_words(error[m.end():].split("; fix:")[0]))
         else:
             self.config_problem = None
         self._show_notes()

@@ -1,9 +1,9 @@
-"""The Demos tab: the lectures' initialization demo and optimizer trajectories, driven by the Train tab's controls.
+"""The Demos tab: the lectures' initialization demo, optimizer trajectories and transfer-learning table.
 
-The init demo uses the chosen activation (and marks the chosen initializer);
-the trajectories include the chosen optimizer, and the note says which were
-drawn. Computation is labkit.demos,
-drawing is labkit.plots; each demo runs on a thread so the page stays live.
+The first two are driven by the Train tab's controls: the init demo uses the chosen activation (and marks
+the chosen initializer); the trajectories include the chosen optimizer, and the note says which were drawn.
+The transfer table trains its runs into the lab's run store (labkit.transfer). Computation is labkit.demos
+and labkit.transfer, drawing is labkit.plots; each demo runs on a thread so the page stays live.
 """
 from __future__ import annotations
 
@@ -28,10 +28,13 @@ def _surfaces() -> list[str]:
 
 
 class DemosTab:
-    """Init demo and optimizer trajectories; `.widget` is the tab."""
+    """Init demo, optimizer trajectories and the transfer table; `.widget` is the tab."""
 
-    def __init__(self, config: Callable[[], Config]):
+    def __init__(self, config: Callable[[], Config], out: Callable[[], str] | None = None):
+        from ..transfer import DEFAULTS
+
         self._config = config
+        self._out = out or (lambda: config().train.out)
         style = {"description_width": "80px"}
         self.depth = W.IntSlider(value=10, min=2, max=20, description="depth", style=style)
         self.width = W.IntSlider(value=500, min=50, max=1000, step=50, description="width", style=style)
@@ -49,6 +52,14 @@ class DemosTab:
         self.opt_btn.on_click(lambda _: self._start(self.run_optimizers))
         self.opt_note = W.HTML()
         self.opt_img = png_image(width="100%", max_width="900px")
+        self.small = W.IntText(value=DEFAULTS["small"], description="small /class", style=style,
+                               layout=W.Layout(width="170px"))
+        self.large = W.IntText(value=DEFAULTS["large"], description="large /class", style=style,
+                               layout=W.Layout(width="170px"))
+        self.transfer_btn = W.Button(description="Run transfer demo", button_style="primary", icon="play")
+        self.transfer_btn.on_click(lambda _: self._start(self.run_transfer))
+        self.transfer_note = W.HTML()
+        self.transfer_img = png_image(width="100%", max_width="900px")
         self.widget = W.VBox([
             W.HTML("<h3 style='margin:4px 0'>Weight initialization</h3><span style='color:#555'>Activation statistics "
                    "of a deep MLP on random inputs for each initializer, using the <b>activation</b> chosen in the "
@@ -58,6 +69,12 @@ class DemosTab:
                    "Select the optimizers to compare (ctrl/cmd-click for several); the note under the "
                    "button says which were drawn.</span>"),
             W.HBox([self.surface, self.optims, W.VBox([self.steps, self.opt_btn])]), self.opt_note, self.opt_img,
+            W.HTML("<h3 style='margin:12px 0 4px'>Transfer learning: the four quadrants</h3><span style='color:#555'>"
+                   "A network trained on CIFAR-10's animals learns the vehicles (similar) and generated shapes "
+                   "(different) from a small and a large set, three ways each: from scratch, a linear probe, "
+                   "fine-tuning. The source is trained once (minutes) and kept in the run store; then it offers "
+                   "itself under Transfer &rarr; start from.</span>"),
+            W.HBox([self.small, self.large, self.transfer_btn]), self.transfer_note, self.transfer_img,
         ])
 
     def _start(self, fn: Callable[[], None]) -> threading.Thread:
@@ -101,3 +118,24 @@ class DemosTab:
                                       if added else ""))
         except LabkitError as e:
             self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+
+    def run_transfer(self) -> None:
+        """Measure and draw the four quadrants (the source from the run store when it is there)."""
+        from ..plots import transfer_quadrants
+        from ..transfer import transfer_demo
+
+        self.transfer_btn.disabled = True
+
+        def say(text: str) -> None:
+            self.transfer_note.value = f"<i>{html.escape(text)}...</i>"
+
+        try:
+            result = transfer_demo(self._out(), small=self.small.value, large=self.large.value, progress=say)
+            self.transfer_img.value = png(transfer_quadrants(result))
+            src = result["source"]
+            self.transfer_note.value = (f"source <b>{html.escape(src['id'])}</b>"
+                                        f"{' (reused)' if src['cached'] else ''}; {result['seconds']:.0f} s")
+        except LabkitError as e:
+            self.transfer_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+        finally:
+            self.transfer_btn.disabled = False

@@ -16,8 +16,8 @@ from ..config import Config, config_paths
 from ..errors import LabkitError
 from ..fields import FIELDS, differing, value_text
 
-# where the run store is comes from the lab, never from a link
-NOT_FROM_LINKS = ("data.root", "data.folder", "train.out", "train.name")
+# where the run store is comes from the lab, never from a link (nor a run of this machine to start from)
+NOT_FROM_LINKS = ("data.root", "data.folder", "train.out", "train.name", "model.init_from")
 
 
 def read_query_string() -> str:
