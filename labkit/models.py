@@ -202,7 +202,8 @@ class ResNet(nn.Module):
 
 
 MODELS.add("mlp", MLP, "fully connected: depth hidden layers of width units", image_only=False)
-MODELS.add("convnet", ConvNet, "conv-norm-act stages with pooling (the fast CIFAR recipe)", image_only=True)
+MODELS.add("convnet", ConvNet, "whitening stem, then conv-pool-norm-act stages (the fast CIFAR recipe, airbench's shape)",
+           image_only=True)
 MODELS.add("resnet", ResNet, "small ResNet with basic blocks and skips", image_only=True)
 
 
