@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from labkit import Config, train  # noqa: E402
+from labkit import Config, list_runs, train  # noqa: E402
 from labkit.ensemble import ensemble  # noqa: E402
 from labkit.training import EMAHook  # noqa: E402
 import labkit.training.averaging as averaging  # noqa: E402
@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--figs", metavar="DIR", help="write replicate 0's ensemble and snapshot figures here")
     ap.add_argument("--json", metavar="FILE", help="also write every number as JSON")
+    ap.add_argument("--store", metavar="DIR", help="keep the runs here, and reuse those a previous call finished "
+                    "(default: a temporary directory)")
     ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                     help="override a default (a quick smoke run: --set data.subset=1000 --set train.epochs=3)")
     args = ap.parse_args()
@@ -68,25 +70,36 @@ def main() -> None:
           f"{base.optim.name} lr {lr:g}, {base.schedule.name}, {epochs:g} epochs, batch {base.train.batch_size}; "
           f"{args.threads} threads, torch {torch.__version__}", flush=True)
     bn_time = {"seconds": 0.0, "calls": 0}
-    recompute = averaging.recompute_bn
+    ema_time = {"seconds": 0.0, "calls": 0}
+    recompute, update = averaging.recompute_bn, averaging.AveragedWeights.update
 
-    def timed_recompute(*a, **kw):  # the cost of update_bn, measured where the EMA hook calls it
-        t0 = time.perf_counter()
-        recompute(*a, **kw)
-        bn_time["seconds"] += time.perf_counter() - t0
-        bn_time["calls"] += 1
+    def timed(fn, into):  # the cost of update_bn and of an EMA update, measured where the hooks call them
+        def call(*a, **kw):
+            t0 = time.perf_counter()
+            fn(*a, **kw)
+            into["seconds"] += time.perf_counter() - t0
+            into["calls"] += 1
+        return call
 
-    averaging.recompute_bn = timed_recompute
-    res: dict[str, list] = {k: [] for k in ("single", "ema", "ema_avg_bn", "ema_p05", "swa", "snapshots", "snap_members",
+    averaging.recompute_bn = timed(recompute, bn_time)
+    averaging.AveragedWeights.update = timed(update, ema_time)
+    res: dict[str, list] = {k: [] for k in ("single", "ema", "ema_avg_bn", "ema_p05", "swa", "snapshots", "snap_members", "snap_last", "swa_raw",
                                             "ens3", "ens3_members", "ens3_equal", "ens3_equal_members")}
     secs: dict[str, list[float]] = {k: [] for k in ("single", "swa", "snapshots", "ens3", "ens3_equal")}
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.store or tmp
         cfg = base.replace(**{"train.threads": args.threads, "train.out": out, "probe.every": 0,
                               "train.ema": args.ema})
+        done = {r.id: r for r in list_runs(out) if r.status == "completed"}
 
         def run(name: str, c: Config, hooks=()):
+            c = c.replace(**{"train.name": name})
+            again = next((r for r in done.values() if r.config == c), None)  # --store: a finished run is reused
+            if again is not None:
+                print(f"  {name}: test {again.summary['final']['test_acc']:.4f} (reused {again.id})", flush=True)
+                return again
             t0 = time.perf_counter()
-            r = train(c.replace(**{"train.name": name}), hooks=list(hooks))
+            r = train(c, hooks=list(hooks))
             if r.status != "completed":
                 raise SystemExit(f"{name}: {r.status}: {r.message}")
             print(f"  {name}: test {r.summary['final']['test_acc']:.4f} in {time.perf_counter() - t0:.0f} s",
@@ -116,12 +129,14 @@ def main() -> None:
             plain = cfg.replace(**{"train.seed": seeds[0], "train.ema": 0.0})
             r = run(f"swa-s{seeds[0]}", plain.replace(**{"train.swa_start": 0.75 * epochs, "train.swa_lr": lr / 2}))
             res["swa"].append(r.summary["final"]["swa_test_acc"])
+            res["swa_raw"].append(r.summary["final"]["test_acc"])
             secs["swa"].append(r.summary["train_seconds"])
             snap = run(f"snapshots-s{seeds[0]}", plain.replace(**{"train.snapshots": 3,
                                                                   "schedule.warmup_epochs": warmup}))
             sn = snap.summary["snapshots"]
             res["snapshots"].append(sn["ensemble_test_acc"])
             res["snap_members"].append(sn["mean_test_acc"])
+            res["snap_last"].append(sn["members"][-1]["test_acc"])
             secs["snapshots"].append(snap.summary["train_seconds"])
             short, short_s = [], 0.0
             for s in seeds:
@@ -149,36 +164,46 @@ def main() -> None:
                if k in ("single", "ema", "ema_avg_bn", "ema_p05")}
     single = statistics.fmean(res["single"])
 
+    def paired(key: str) -> str:
+        """The per-run difference to the same run's raw weights, in points: mean ± sd."""
+        return mean_sd([a - b for a, b in zip(res[key], res["single"])]).replace(" ±", " points ±", 1)
+
     def row(name: str, values: list[float], note: str, seconds: list[float] | None) -> str:
         gain = 100 * (statistics.fmean(values) - single)
-        sec = f"{statistics.fmean(seconds):.0f}" if seconds else "same runs"
+        sec = f"{statistics.median(seconds):.0f}" if seconds else "same runs"
         return f"| {name} | {mean_sd(values)} | {gain:+.2f} | {sec} | {note} |"
 
     print()
-    print(f"test accuracy (%), 10,000 CIFAR-10 test images, mean ± sd over {r} replicates; training s per replicate")
+    print("test accuracy (%), 10,000 CIFAR-10 test images, mean ± sd; train s: the loop's clock for one replicate's "
+          "model(s), median (the process's first run also pays one-time set-up)")
     print("| method | test acc (%) | vs single | train s | note |")
     print("|---|---|---|---|---|")
     print(row("single run", res["single"], f"{3 * r} runs; per-replicate means {mean_sd(per_rep['single'])}",
               secs["single"]))
     print(row(f"EMA {args.ema:g}, warm-up power {base.train.ema_warmup:g}, BN recomputed", res["ema"],
-              f"paired with the single runs; per-replicate means {mean_sd(per_rep['ema'])}", None))
-    print(row("EMA, BN buffers averaged", res["ema_avg_bn"], "same runs, the other BN choice", None))
-    print(row(f"EMA {args.ema:g}, warm-up power 0.5, BN recomputed", res["ema_p05"], "same runs, shorter memory",
+              f"the same {3 * r} runs' EMA; vs their raw weights {paired('ema')}", None))
+    print(row("EMA, BN buffers averaged", res["ema_avg_bn"], f"same runs, the other BN choice; {paired('ema_avg_bn')}",
               None))
-    print(row(f"SWA from epoch {0.75 * epochs:g}, swa_lr {lr / 2:g}", res["swa"], "seed 3r", secs["swa"]))
+    print(row(f"EMA {args.ema:g}, warm-up power 0.5, BN recomputed", res["ema_p05"],
+              f"same runs, shorter memory; {paired('ema_p05')}", None))
+    print(row(f"SWA from epoch {0.75 * epochs:g}, swa_lr {lr / 2:g}", res["swa"],
+              f"seed 3r; the same runs' raw weights {mean_sd(res['swa_raw'])}", secs["swa"]))
     print(row(f"3-snapshot ensemble (warmup {warmup:g} epoch)", res["snapshots"],
-              f"snapshots alone: {mean_sd(res['snap_members'])}", secs["snapshots"]))
+              f"snapshots alone: mean {mean_sd(res['snap_members'])}, last {mean_sd(res['snap_last'])}",
+              secs["snapshots"]))
     print(row("3-model ensemble (3x compute)", res["ens3"], f"its members alone: {mean_sd(res['ens3_members'])}",
               secs["ens3"]))
     print(row(f"3 models of {epochs / 3:.3g} epochs (equal compute)", res["ens3_equal"],
               f"its members alone: {mean_sd(res['ens3_equal_members'])}", secs["ens3_equal"]))
-    single_s = statistics.fmean(secs["single"])
-    per_run = bn_time["seconds"] / max(1, bn_time["calls"])
-    print(f"\nupdate_bn ({averaging.BN_IMAGES} images): {per_run:.2f} s per call, {bn_time['calls']} calls "
-          f"(2 EMAs x epochs x runs); one EMA's recomputes add {100 * per_run * epochs / single_s:.0f}% to a "
-          f"single run's {single_s:.0f} training seconds")
+    plain_s = statistics.median(secs["swa"] + secs["snapshots"])  # runs without the EMAs
+    per_bn = bn_time["seconds"] / max(1, bn_time["calls"])
+    per_step = ema_time["seconds"] / max(1, ema_time["calls"])
+    one_ema = per_bn * epochs + per_step * ema_time["calls"] / max(1, 3 * len(secs["single"]))
+    print(f"\ncost of one EMA with BN recomputed, in the runs this call trained: update_bn ({averaging.BN_IMAGES} "
+          f"images) {per_bn:.2f} s per epoch, averaging {1000 * per_step:.2f} ms per step; {one_ema:.1f} s a run, "
+          f"{100 * one_ema / plain_s:.0f}% of the {plain_s:.0f} training seconds of a run without EMAs")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": res, "seconds": secs, "replicates": r, "bn": bn_time,
+        Path(args.json).write_text(json.dumps({"results": res, "seconds": secs, "replicates": r, "bn": bn_time, "ema_updates": ema_time,
                                                "defaults": base.to_dict()}, indent=1))
 
 

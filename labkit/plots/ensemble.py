@@ -69,16 +69,18 @@ def accuracy_dots(rows: Sequence[Row], title: str, xlabel: str = "test accuracy 
     rows = [r for r in rows if math.isfinite(r[1])]
     if not rows:
         return _empty(_figure(2.5), "no accuracies to draw (the runs were not tested: train.test was off?)")
-    fig = _figure(1.6 + 0.38 * len(rows))
+    fig = _figure(1.6 + (0.5 if extra else 0.38) * len(rows))
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
-    for yi, (label, acc, kind) in zip(y, rows):
+    shared = {i for i, acc, _ in extra if math.isfinite(acc)}  # rows with a second marker: values above and below
+    for i, (yi, (label, acc, kind)) in enumerate(zip(y, rows)):
         marker, filled = _STYLE.get(kind, ("o", True))
         color = COLORS.get(kind, "0.3")
         ax.plot([100 * acc], [yi], marker=marker, ms=14 if kind == "ensemble" else 9, color=color,
                 mfc=color if filled else "white", mew=1.6, ls="none", zorder=3)
-        ax.annotate(f"{100 * acc:.2f}", (100 * acc, yi), xytext=(9, 0), textcoords="offset points", va="center",
-                    fontsize=9, color=color, fontweight="bold" if kind == "ensemble" else "normal")
+        where = dict(xytext=(0, -8), va="top", ha="center") if i in shared else dict(xytext=(9, 0), va="center")
+        ax.annotate(f"{100 * acc:.2f}", (100 * acc, yi), textcoords="offset points", fontsize=9 if i not in shared
+                    else 8, color=color, fontweight="bold" if kind == "ensemble" else "normal", **where)
     for i, acc, kind in extra:
         if 0 <= i < len(rows) and math.isfinite(acc):
             marker, _ = _STYLE.get(kind, ("D", True))
