@@ -46,8 +46,10 @@ class ModelConfig:
     norm: str = "batch"  # a name in labkit.models.NORMS
     whiten: bool = True  # convnet: a frozen patch-whitening first layer fitted to the training images
     dropout: float = 0.0  # probability; applied before the classifier (and per layer in mlp)
+    dropconnect: float = 0.0  # probability of dropping each weight of the classifier (and mlp's later layers)
     init_from: str | None = None  # a run directory: start from its best.pt (a new head where the classes differ)
     freeze: str = "none"  # none, all (everything but the head) or N (the first N blocks; see labkit.models.blocks_of)
+    bn_group: int = 0  # ghost batch norm: each chunk of this many images of a batch normalised on its own; 0 = off
 
 
 @dataclass
@@ -71,7 +73,7 @@ class ScheduleConfig:
     """The learning rate over steps; see labkit.schedules for the closed forms."""
 
     name: str = "onecycle"
-    warmup_epochs: float = 0.0  # linear warmup in front of any schedule (epochs; fractions allowed)
+    warmup_epochs: float = 0.0  # linear warmup in front of any schedule (epochs; fractions allowed); onecycle: its rise
     milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.9])  # step/multistep: fractions of training
     gamma: float = 0.1  # step/multistep: factor at each milestone; exponential: factor over all training
     step_every: float = 0.0  # step: decay every this many epochs (0 = use milestones)
@@ -120,6 +122,11 @@ class TrainConfig:
     swa_lr: float = 0.05  # SWA: the constant rate SWALR anneals to (cosine, over one epoch) from swa_start on
     avg_bn: str = "recompute"  # batch-norm statistics of averaged weights: recompute (update_bn) or average
     snapshots: int = 1  # > 1: that many equal cosine cycles (restarts), a snapshot at each end, scored as an ensemble
+    # scale (labkit.training.distributed, labkit.training.launch)
+    device: str = "auto"  # a name in labkit.precision.DEVICES; auto: the CUDA GPU when there is one, else the CPU
+    nproc: int = 1  # data-parallel processes (torchrun + DistributedDataParallel); batch_size is the global batch
+    scale_lr: str = "none"  # linear: the peak rate is optim.lr x batch_size / 128 (Goyal et al. 2017's rule)
+    batch_order: str = "random"  # class: each batch's examples sorted by label, so a replica / BN group sees few classes
 
 
 @dataclass

@@ -2,11 +2,13 @@
 
 - `init_demo`: a deep, wide MLP fed Gaussian data, forward only, once per
   initializer: activations collapse to zero (small weights), saturate or
-  explode (large weights), or keep their scale (Xavier for tanh, He for ReLU).
+  explode (large weights), or keep their scale (Xavier for tanh, He for ReLU; Xavier collapses a deep
+  ReLU net, since each ReLU halves the variance Xavier keeps).
 - `augment_preview`: real CIFAR images after each augmentation of labkit.data.augment,
   with the soft labels mixup and cutmix give them.
 - `optimizer_paths`: torch.optim's own optimizers (via the OPTIMIZERS registry)
   walking a ravine, the Rosenbrock valley and a saddle point.
+- `adam_bias_correction`: Adam's first steps with and without its bias correction.
 - `schedule_curves`: every registered LR schedule over one run length.
 """
 from __future__ import annotations
@@ -26,7 +28,8 @@ from .optimizers import OPTIMIZERS, build_optimizer, needs_closure
 from .training.probes import tensor_stats
 from .schedules import SCHEDULES, Schedule
 
-INIT_LABELS = {"zeros": "zeros", "small": "N(0, 0.01²)", "large": "N(0, 1)", "xavier": "Xavier", "kaiming": "He (Kaiming)"}
+INIT_LABELS = {"zeros": "zeros", "small": "N(0, 0.01²)", "large": "N(0, 1)", "xavier": "Xavier", "kaiming": "He (Kaiming)",
+               "xavier_gain": "Xavier × gain"}
 
 
 # -- weight initialization -------------------------------------------------------
@@ -187,7 +190,8 @@ def optimizer_paths(surface: str = "ravine", optimizers: Sequence[str] = ("sgd",
     defaults (chosen so each optimizer shows its typical behaviour without
     diverging). Returns {"surface", "formula", "x", "y", "z" (grid x grid),
     "start", "minima", "steps", "log", "paths": {opt: array (steps+1) x 2},
-    "losses": {opt: array steps+1}, "lrs": {opt: lr}}.
+    "losses": {opt: array steps+1}, "lrs": {opt: lr}, "evals": {opt: gradient evaluations}} (L-BFGS, which
+    needs a closure, takes several evaluations per step for its line search).
     """
     if surface not in SURFACES:
         raise LabkitError(f"unknown surface {surface!r}; choose one of: {', '.join(SURFACES)}")
@@ -196,7 +200,7 @@ def optimizer_paths(surface: str = "ravine", optimizers: Sequence[str] = ("sgd",
     if not 1 <= steps <= 100_000:
         raise LabkitError(f"steps={steps} is out of range; allowed: 1 to 100000")
     f: Surface = spec["f"]
-    paths, losses, lrs = {}, {}, {}
+    paths, losses, lrs, evals = {}, {}, {}, {}
     for name in optimizers:
         OPTIMIZERS.check(name)
         rate = lr.get(name) if isinstance(lr, dict) else lr
@@ -206,7 +210,10 @@ def optimizer_paths(surface: str = "ravine", optimizers: Sequence[str] = ("sgd",
         mom = 0.9 if name in ("momentum", "nesterov") else 0.0
         opt = build_optimizer([p], OptimConfig(name=name, lr=rate, weight_decay=0.0, momentum=mom))
 
+        calls = [0]  # L-BFGS evaluates f several times per step (its line search): counted, so work is comparable
+
         def closure() -> torch.Tensor:
+            calls[0] += 1
             opt.zero_grad()
             loss = f(p[0], p[1])
             loss.backward()
@@ -228,13 +235,70 @@ def optimizer_paths(surface: str = "ravine", optimizers: Sequence[str] = ("sgd",
         paths[name] = torch.stack(pts).numpy()
         losses[name] = np.asarray(vals)
         lrs[name] = rate
+        evals[name] = calls[0]
     x0, x1, y0, y1 = spec["box"]
     xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
     X, Y = np.meshgrid(xs, ys)
     Z = f(torch.from_numpy(X), torch.from_numpy(Y)).numpy()
     return {"surface": surface, "formula": spec["formula"], "x": xs, "y": ys, "z": Z, "start": spec["start"],
             "minima": list(spec["minima"]), "saddles": list(spec.get("saddles", [])), "steps": steps, "log": spec["log"], "paths": paths, "losses": losses,
-            "lrs": lrs}
+            "lrs": lrs, "evals": evals}
+
+
+def adam_bias_correction(surface: str = "ravine", steps: int = 60, lr: float = 0.3,
+                         betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> dict[str, Any]:
+    """Adam's first steps with and without bias correction, on a 2-D surface of SURFACES.
+
+    "with" is torch.optim.Adam itself; "without" is the same update with the moment estimates m and v
+    used as they are (both start at 0, so early on m is too small by 1 - beta1^t and v by 1 - beta2^t,
+    and the step m / sqrt(v) comes out up to ~6x larger than lr for beta2 = 0.999). Returns {"surface",
+    "formula", "x", "y", "z", "start", "minima", "steps", "lr", "betas", "paths": {"with", "without"}:
+    (steps+1) x 2, "losses": {...}: steps+1, "step_size": {...}: |update| / lr per step (the larger
+    coordinate), "factor": (1 - beta1^t) / sqrt(1 - beta2^t), what no correction multiplies a constant
+    gradient's step by}.
+    """
+    if surface not in SURFACES:
+        raise LabkitError(f"unknown surface {surface!r}; choose one of: {', '.join(SURFACES)}")
+    if not 1 <= steps <= 100_000:
+        raise LabkitError(f"steps={steps} is out of range; allowed: 1 to 100000")
+    b1, b2 = (float(b) for b in betas)
+    if not (0 <= b1 < 1 and 0 <= b2 < 1) or not lr > 0:
+        raise LabkitError(f"Adam demo betas={betas}, lr={lr}: betas must lie in [0, 1) and lr be > 0 "
+                          "(the defaults are betas (0.9, 0.999))")
+    spec = SURFACES[surface]
+    f: Surface = spec["f"]
+    paths, losses, sizes = {}, {}, {}
+    for mode in ("with", "without"):
+        p = torch.tensor(spec["start"], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([p], lr=lr, betas=(b1, b2), eps=eps) if mode == "with" else None
+        m, v = torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+        pts, vals, size = [p.detach().clone()], [float(f(*p.detach()))], []
+        for _ in range(steps):
+            p.grad = None
+            f(p[0], p[1]).backward()
+            before = p.detach().clone()
+            if opt is not None:
+                opt.step()
+            else:
+                with torch.no_grad():
+                    g = p.grad
+                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    p.sub_(lr * m / (v.sqrt() + eps))  # no division by (1 - beta^t): the raw moments
+            pts.append(p.detach().clone())
+            vals.append(float(f(*p.detach())))
+            size.append(float((p.detach() - before).abs().max()) / lr)
+        paths[mode] = torch.stack(pts).numpy()
+        losses[mode] = np.asarray(vals)
+        sizes[mode] = np.asarray(size)
+    t = np.arange(1, steps + 1)
+    x0, x1, y0, y1 = spec["box"]
+    xs, ys = np.linspace(x0, x1, 200), np.linspace(y0, y1, 200)
+    X, Y = np.meshgrid(xs, ys)
+    return {"surface": surface, "formula": spec["formula"], "x": xs, "y": ys,
+            "z": f(torch.from_numpy(X), torch.from_numpy(Y)).numpy(), "start": spec["start"],
+            "minima": list(spec["minima"]), "steps": steps, "lr": lr, "betas": (b1, b2), "paths": paths,
+            "losses": losses, "step_size": sizes, "factor": (1 - b1 ** t) / np.sqrt(1 - b2 ** t)}
 
 
 # -- learning-rate schedules -----------------------------------------------------------
@@ -249,3 +313,163 @@ def schedule_curves(names: Sequence[str] | None = None, epochs: float = 20, step
         cfg = dc_replace(base, name=name, warmup_epochs=warmup_epochs)
         out[name] = Schedule(cfg, lr, total, steps_per_epoch).curve()
     return out
+
+
+# -- the concept demos (sigmoid's zig-zag, dead units, preprocessing, batch norm, cross-validation, early stopping,
+# L1 vs L2, dropout's scaling): computed in labkit.concepts, listed in its CONCEPTS registry ---------------------------
+from .concepts import CONCEPTS, run_concept  # noqa: E402  (re-exported: labkit.demos is where the demos are found)
+
+
+# -- large batches: the linear scaling rule and warmup (Goyal et al. 2017) ---------------------------------------------
+LARGE_BATCH = {"subset": 10240, "val_size": 1000, "epochs": 8.0, "small": 128, "large": 1024, "lr": 0.1,
+               "warmup": 2.0, "width": None, "min_steps": 8}  # min_steps: steps per epoch the large batch keeps
+LARGE_BATCH_FOLDER = "large-batch-demo"  # the runs go under the run store's sub-folder of this name
+
+
+def large_batch_arms(small: int, large: int, lr: float, warmup: float) -> list[dict[str, Any]]:
+    """The four runs: the small batch at `lr`; the large batch at the same rate; with the linear rule; rule + warmup.
+
+    The rule runs through train.scale_lr=linear (peak = optim.lr x batch / 128) with optim.lr = lr x 128 / small,
+    so its peak is lr x large / small whatever the small batch is (with small = 128, optim.lr is just lr).
+    """
+    from .schedules import REFERENCE_BATCH
+
+    k, ref_lr = large / small, lr * REFERENCE_BATCH / small
+    return [
+        {"label": f"batch {small}", "batch": small, "lr": lr, "scale_lr": "none", "warmup": 0.0, "peak": lr},
+        {"label": f"batch {large}, same LR", "batch": large, "lr": lr, "scale_lr": "none", "warmup": 0.0, "peak": lr},
+        {"label": f"batch {large}, linear rule (x{k:g})", "batch": large, "lr": ref_lr, "scale_lr": "linear",
+         "warmup": 0.0, "peak": lr * k},
+        {"label": f"batch {large}, rule + {warmup:g} ep. warmup", "batch": large, "lr": ref_lr, "scale_lr": "linear",
+         "warmup": warmup, "peak": lr * k},
+    ]
+
+
+def large_batch_demo(out: str = "runs", *, base: Any = None, subset: int = LARGE_BATCH["subset"],
+                     val_size: int = LARGE_BATCH["val_size"], epochs: float = LARGE_BATCH["epochs"],
+                     small: int = LARGE_BATCH["small"], large: int = LARGE_BATCH["large"], lr: float = LARGE_BATCH["lr"],
+                     warmup: float = LARGE_BATCH["warmup"], width: int | None = LARGE_BATCH["width"], seed: int = 0,
+                     threads: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Small vs large batch at equal epochs, the large one without and with the linear scaling rule and warmup.
+
+    `lr` is the small batch's rate; the rule gives the large batch lr x large / small. Every run is `base` (a Config;
+    default: the recipe, on CIFAR-10) with a cosine schedule (no warmup of its own, unlike onecycle), so warmup is
+    only what `warmup` adds. `subset` applies to image sets. `large` is cut to the largest power of two that leaves
+    `min_steps` steps per epoch. Runs are kept in `out`/large-batch-demo and reused. Returns {"arms": [{"label", "batch", "scale_lr", "warmup", "peak",
+    "steps", "run", "cached", "test_acc", "val_acc", "epochs": [...], "val": [...], "train_loss": [...],
+    "step_epoch": [...], "lr": [...]}], "subset", "epochs", "small", "large", "asked_large", "seconds"}.
+    """
+    import time
+    from pathlib import Path
+
+    from .config import Config
+    from .data.sets import is_image, train_size_of
+    from .runs import load_run
+    from .transfer import cached_train, find_run
+
+    say = progress or (lambda text: None)
+    for name, v in (("subset", subset), ("small", small), ("large", large)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+            raise LabkitError(f"large-batch demo: {name}={v!r} is out of range; allowed: a whole number >= 2")
+    if small >= large:
+        raise LabkitError(f"large-batch demo: small={small} must be below large={large}; fix: a larger --large")
+    base = (base or Config()).copy()
+    if is_image(base.data.dataset):
+        base = base.replace(**{"data.subset": subset, "data.val_size": val_size})
+    subset = train_size_of(base.data)
+    fits = 2 ** int(np.log2(max(2, subset // LARGE_BATCH["min_steps"])))
+    asked, large = large, min(large, fits)
+    if large <= small:
+        raise LabkitError(f"large-batch demo: a subset of {subset} allows batches up to {fits} (at least "
+                          f"{LARGE_BATCH['min_steps']} steps per epoch), not above small={small}; fix: a larger "
+                          f"--subset (e.g. {small * 2 * LARGE_BATCH['min_steps']}) or a smaller --small")
+    store = Path(out) / LARGE_BATCH_FOLDER
+    t0 = time.perf_counter()
+    arms = large_batch_arms(small, large, lr, warmup)
+    for arm in arms:
+        over: dict[str, Any] = {"train.epochs": float(epochs), "train.steps": 0, "train.batch_size": arm["batch"],
+                                "optim.lr": arm["lr"], "train.scale_lr": arm["scale_lr"], "schedule.name": "cosine",
+                                "schedule.warmup_epochs": arm["warmup"], "train.seed": seed, "probe.every": 0,
+                                "train.tta": False, "train.patience": 0, "train.nproc": 1,
+                                "train.name": "large-batch-" + arm["label"].split(",")[0].replace(" ", "")}
+        if width is not None:
+            over["model.width"] = width
+        if threads:
+            over["train.threads"] = threads
+        cfg = base.replace(**over)
+        say(f"{arm['label']}" + (": reused" if find_run(cfg, store) is not None else f": training {epochs:g} epochs"))
+        rec, hit = cached_train(cfg, store)
+        rec = load_run(rec.dir)
+        ep, st = rec.rows("epoch"), rec.rows("step")
+        final = rec.summary.get("final") or {}
+        arm.update({"run": str(rec.dir), "cached": hit, "steps": rec.summary.get("steps"),
+                    "test_acc": final.get("test_acc"), "val_acc": final.get("val_acc"),
+                    "epochs": [r["epoch"] for r in ep], "val": [r["val_acc"] for r in ep],
+                    "train_loss": [r["train_loss"] for r in ep], "step_epoch": [r["epoch"] for r in st],
+                    "lr": [r["lr"] for r in st], "seconds": rec.summary.get("train_seconds")})
+    return {"arms": arms, "dataset": base.data.dataset, "subset": subset, "epochs": float(epochs), "small": small,
+            "large": large, "asked_large": asked, "lr": lr, "warmup": warmup,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def large_batch_rows(result: dict[str, Any]) -> list[str]:
+    """The result as a text table (the CLI prints it; README and RESULTS quote it)."""
+    lines = [f"{'run':<36} {'peak LR':>8} {'steps':>6} {'val acc':>8} {'test acc':>9}"]
+    for a in result["arms"]:
+        acc = lambda v: f"{v:.3f}" if isinstance(v, float) else "-"  # noqa: E731
+        lines.append(f"{a['label']:<36} {a['peak']:>8.3g} {a['steps'] or 0:>6} {acc(a['val_acc']):>8} "
+                     f"{acc(a['test_acc']):>9}")
+    return lines
+
+
+# -- model parallelism: the convnet cut across two devices -----------------------------------------------------------
+def model_split(model_cfg: Any = None, devices: int = 2, input_shape: Sequence[int] = (3, 32, 32),
+                classes: int = 10) -> dict[str, Any]:
+    """The model's blocks (labkit.models.blocks_of, plus the head) with their parameters, multiply-adds per image and
+    output shapes, cut into `devices` consecutive parts of about equal multiply-adds (the usual balance for a
+    pipeline). Returns {"blocks": [{"name", "kind", "params", "macs", "shape"}], "device": [block -> device],
+    "cuts": [{"after": block index, "floats": activation values per image crossing}], "devices", "kind"}."""
+    from .config import ModelConfig
+    from .models import blocks_of, build_model, head_of
+
+    cfg = model_cfg or ModelConfig()
+    if not isinstance(devices, int) or not 1 <= devices <= 8:
+        raise LabkitError(f"model split: devices={devices!r} is out of range; allowed: 1 to 8")
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(cfg, input_shape, classes, seed=0)
+    names = [b for b in blocks_of(model)] + [[head_of(model)]]
+    modules = dict(model.named_modules())
+    outs: dict[str, tuple[int, ...]] = {}
+    macs: dict[str, int] = {}
+
+    def hook(name: str):
+        def fn(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+            outs[name] = tuple(out.shape[1:])
+            if isinstance(mod, nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+                macs[name] = int(out[0].numel() * k)
+            elif isinstance(mod, nn.Linear):
+                macs[name] = mod.in_features * mod.out_features
+        return fn
+
+    handles = [modules[n].register_forward_hook(hook(n)) for block in names for n in block]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    blocks = []
+    for block in names:
+        first = modules[block[0]]
+        blocks.append({"name": block[0], "kind": type(first).__name__, "shape": list(outs.get(block[-1], ())),
+                       "params": sum(p.numel() for n in block for p in modules[n].parameters(recurse=True)),
+                       "macs": sum(macs.get(n, 0) for n in block)})
+    total = sum(b["macs"] for b in blocks) or 1
+    device, run = [], 0
+    for b in blocks:  # a block goes to the device whose equal share of the work its middle falls in
+        device.append(min(devices - 1, int((run + b["macs"] / 2) / total * devices)))
+        run += b["macs"]
+    cuts = [{"after": i, "floats": int(np.prod(blocks[i]["shape"]))} for i in range(len(blocks) - 1)
+            if device[i] != device[i + 1]]
+    return {"blocks": blocks, "device": device, "cuts": cuts, "devices": devices, "kind": cfg.kind}

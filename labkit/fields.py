@@ -21,14 +21,14 @@ from .errors import LabkitError
 from .initializers import INITIALIZERS
 from .models import MODELS, NORMS
 from .optimizers import OPTIMIZERS
-from .precision import PRECISIONS
+from .precision import DEVICES, PRECISIONS
 from .registry import Registry
 from .schedules import SCHEDULES
 
 INF = math.inf
 
 # the lab's accordion sections, in order; a field names its section (or none: CLI, --set and Python only)
-SECTIONS = ("Data", "Model", "Optimizer", "Schedule", "Regularization", "Training", "Averaging", "Transfer")
+SECTIONS = ("Data", "Model", "Optimizer", "Schedule", "Regularization", "Training", "Averaging", "Transfer", "Scale")
 
 # widget kinds; None on a field means "from its type" (see Field.widget_kind); "run": a dropdown of the run store's runs
 WIDGET_KINDS = ("dropdown", "checkbox", "int", "float", "slider", "log", "list", "text", "run")
@@ -227,6 +227,10 @@ _declare("model.whiten", "convnet: a frozen 2x2 patch-whitening first layer fitt
          label="whitening stem")
 _declare("model.dropout", "dropout probability, before the classifier (and per layer in mlp)", lo=0, hi=1,
          hi_open=True, flag="--dropout", section="Model", widget="slider", step=0.05)
+_declare("model.dropconnect", "DropConnect: probability of zeroing each weight (not unit) of the classifier, and of "
+         "the mlp's hidden layers after the first, while training (inverted scaling; off in eval)", lo=0, hi=1,
+         hi_open=True, flag="--dropconnect", section="Model", label="DropConnect", widget="slider", step=0.05,
+         hint=" (0 = off; a probability below 1)")
 
 # -- optimizer --------------------------------------------------------------------------------------------
 _declare("optim.name", "optimizer", choices=OPTIMIZERS, flag="--optimizer", section="Optimizer", label="optimizer")
@@ -252,7 +256,8 @@ _declare("optim.eps", "epsilon of the adaptive optimizers (adagrad, rmsprop, ada
 # -- schedule ---------------------------------------------------------------------------------------------
 _declare("schedule.name", "LR schedule", choices=SCHEDULES, flag="--schedule", section="Schedule",
          label="schedule")
-_declare("schedule.warmup_epochs", "linear warmup in front of any schedule, in epochs (fractions allowed)", lo=0,
+_declare("schedule.warmup_epochs", "linear warmup in front of any schedule, in epochs (fractions allowed); onecycle "
+         "rises once, over this many epochs instead of pct_start", lo=0,
          hi=1000, flag="--warmup", section="Schedule", label="warmup (epochs)")
 _declare("schedule.milestones", "step/multistep: milestones as fractions of training", lo=0, hi=1, lo_open=True,
          hi_open=True, section="Schedule", label="milestones (fractions)", hint=" (fractions of training)",
@@ -265,7 +270,8 @@ _declare("schedule.step_every", "step: decay every this many epochs (0 = use the
 _declare("schedule.min_lr", "cosine / linear / restarts: the floor (at most optim.lr)", lo=0,
          hi=FIELDS["optim.lr"].hi,
          section="Schedule", label="min LR", schedules=("cosine", "linear", "restarts"))
-_declare("schedule.pct_start", "onecycle: fraction of training spent rising", lo=0, hi=1, lo_open=True,
+_declare("schedule.pct_start", "onecycle: fraction of training spent rising (a warmup, when set, replaces it)", lo=0,
+         hi=1, lo_open=True,
          hi_open=True, section="Schedule", label="rise fraction", schedules=("onecycle",))
 _declare("schedule.div_factor", "onecycle: start lr = lr / div_factor", lo=1, hi=1e6, section="Schedule",
          label="start = LR /", schedules=("onecycle",))
@@ -350,6 +356,24 @@ _declare("model.freeze", "freeze: none, all (everything but the head) or N (the 
 _declare("optim.backbone_lr_scale", "everything but the head learns at this fraction of the rate (0.1: fine-tune)",
          lo=0, hi=10, flag="--backbone-lr-scale", section="Transfer", label="backbone LR scale",
          hint=" (1 = the same rate as the head; 0.1 is usual for fine-tuning)")
+
+
+# -- scale: the device, data-parallel processes, large batches (labkit.training.distributed, .launch) ----------
+_declare("train.device", "where the data, the augmentation and the model live (auto: the CUDA GPU when there is "
+         "one)", choices=DEVICES, flag="--device", section="Scale")
+_declare("train.nproc", "data-parallel processes on this machine (torchrun + DistributedDataParallel; --batch-size "
+         "is the global batch, split evenly; each process gets max(1, threads // N) torch threads)", lo=1, hi=1024,
+         flag="--nproc", section="Scale", label="processes", hint=" (1 = one process, no torch.distributed)")
+_declare("train.scale_lr", "linear scaling rule: the peak LR becomes --lr x batch/128 (128 is the reference batch; "
+         "--warmup stays as given)", choices=("none", "linear"), flag="--scale-lr", section="Scale",
+         label="scale LR by batch")
+_declare("train.batch_order", "order inside each batch: random, or class (sorted by label: each process and each "
+         "--bn-group chunk then sees a few classes, as replicas holding different data would)",
+         choices=("random", "class"), flag="--batch-order", section="Scale", label="order in a batch")
+# bn_group must divide the per-process batch: labkit.validate checks that itself
+_declare("model.bn_group", "ghost batch norm: normalise each chunk of N images of a batch on its own, as N-image "
+         "replicas would (0 = the whole batch; must divide the batch per process)", lo=0, hi=65536,
+         flag="--bn-group", section="Scale", label="BN group (0 = batch)", hint=" (0 = off; else 2 or more)")
 
 
 # Config.set's parse errors (labkit.config sits below this module) end with the field's allowed values and fix

@@ -3,6 +3,12 @@
 The lecture's cases: zeros (every unit identical: symmetry never breaks),
 N(0, 0.01^2) (activations shrink to zero with depth), N(0, 1) (saturation or
 explosion), Xavier (variance kept for tanh), Kaiming/He (variance kept for ReLU).
+
+`xavier` is the lecture's Xavier/Glorot, with no activation gain: std sqrt(2/(fan_in+fan_out)),
+which is 1/sqrt(fan_in) for square layers. It keeps tanh's scale and halves the variance at every
+ReLU, so a deep ReLU net collapses with it; He (`kaiming`, gain sqrt 2) is the fix. `xavier_gain`
+multiplies Xavier by the activation's gain (torch.nn.init.calculate_gain), which for ReLU equals He
+on square layers.
 """
 from __future__ import annotations
 
@@ -22,8 +28,13 @@ INITIALIZERS.add("default", lambda w, g: None, "torch's own default (Kaiming-uni
 INITIALIZERS.add("zeros", lambda w, g: nn.init.zeros_(w), "all weights 0: symmetry is never broken")
 INITIALIZERS.add("small", lambda w, g: nn.init.normal_(w, 0.0, 0.01), "N(0, 0.01^2): activations collapse to 0 in deep nets")
 INITIALIZERS.add("large", lambda w, g: nn.init.normal_(w, 0.0, 1.0), "N(0, 1): activations saturate or explode")
-INITIALIZERS.add("xavier", lambda w, g: nn.init.xavier_normal_(w, gain=g), "Xavier/Glorot normal, std = gain*sqrt(2/(fan_in+fan_out))")
-INITIALIZERS.add("xavier_uniform", lambda w, g: nn.init.xavier_uniform_(w, gain=g), "Xavier/Glorot uniform")
+# the gain argument is ignored by the lecture's Xavier: its point is what happens without one
+INITIALIZERS.add("xavier", lambda w, g: nn.init.xavier_normal_(w), "Xavier/Glorot normal, std = sqrt(2/(fan_in+fan_out)), "
+                 "no activation gain (the lecture's: keeps tanh's scale, collapses a deep ReLU net)")
+INITIALIZERS.add("xavier_uniform", lambda w, g: nn.init.xavier_uniform_(w), "Xavier/Glorot uniform, "
+                 "bound = sqrt(6/(fan_in+fan_out)), no activation gain")
+INITIALIZERS.add("xavier_gain", lambda w, g: nn.init.xavier_normal_(w, gain=g), "Xavier normal times the activation's "
+                 "gain (relu: sqrt 2, tanh: 5/3), std = gain*sqrt(2/(fan_in+fan_out)); for ReLU this is He")
 
 
 def _fan_in(w: torch.Tensor) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .activations import expand, make_activation
@@ -34,13 +35,101 @@ NORMS.add("layer", lambda c, conv: nn.GroupNorm(1, c) if conv else nn.LayerNorm(
 NORMS.add("group", lambda c, conv: nn.GroupNorm(_group_count(c), c), "group norm: statistics over groups of channels")
 
 
-def make_norm(name: str, channels: int, conv: bool) -> nn.Module:
-    """A normalization layer for `channels` features (conv: 4-D input)."""
+class GhostBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics come from each chunk of `group` examples of the batch on its own.
+
+    This is what data-parallel replicas of `group` examples each compute without synchronised batch norm (and
+    what "ghost batch norm", Hoffer et al. 2017, does on purpose), shown in one process. In eval mode it is plain
+    batch norm. The running statistics move by the average of the chunks' statistics; with group = batch the
+    layer equals nn.BatchNorm (tests/test_scale.py). A batch that `group` does not divide (a probe batch, the
+    LR test's) puts its remainder into its last chunk.
+    """
+
+    def __init__(self, num_features: int, group: int, conv: bool = True, **kw):
+        super().__init__(num_features, **kw)
+        self.group, self.conv = int(group), conv
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != (4 if self.conv else 2):
+            raise ValueError(f"expected {4 if self.conv else 2}D input (got {x.dim()}D input)")
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, group={self.group}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if not (self.training or not self.track_running_stats) or x.shape[0] < self.group:
+            return super().forward(x)
+        n, g = x.shape[0], max(1, x.shape[0] // self.group)
+        shape = (1, -1) + (1,) * (x.dim() - 2)  # per channel, broadcast over (N, C, ...)
+        xf = x.float()
+        if n == g * self.group:  # one reshape: (g, group, C, ...) and statistics over all but (g, C)
+            chunks = [xf.view(g, self.group, *x.shape[1:])]
+        else:  # the remainder joins the last chunk
+            cut = (g - 1) * self.group
+            chunks = [xf[:cut].view(g - 1, self.group, *x.shape[1:]), xf[cut:].unsqueeze(0)]
+        outs, means, vars_ = [], [], []
+        for c in chunks:
+            dims = (1,) + tuple(range(3, c.dim()))
+            var, mean = torch.var_mean(c, dim=dims, keepdim=True, correction=0)
+            outs.append(((c - mean) * torch.rsqrt(var + self.eps)).flatten(0, 1))
+            count = c[0].numel() // c.shape[2]  # values per channel in one chunk
+            means.append(mean.reshape(-1, c.shape[2]))
+            vars_.append(var.reshape(-1, c.shape[2]) * count / max(1, count - 1))  # unbiased, as BatchNorm keeps
+        y = torch.cat(outs) if len(outs) > 1 else outs[0]
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.training and self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(torch.cat(means).mean(0), m)
+                self.running_var.lerp_(torch.cat(vars_).mean(0), m)
+        y = y.to(x.dtype)
+        return y.contiguous(memory_format=torch.channels_last) if x.dim() == 4 and x.is_contiguous(
+            memory_format=torch.channels_last) else y
+
+
+def make_norm(name: str, channels: int, conv: bool, group: int = 0) -> nn.Module:
+    """A normalization layer for `channels` features (conv: 4-D input); batch norm over chunks of `group` if > 0."""
+    if group > 0 and name == "batch":
+        return GhostBatchNorm(channels, group, conv)
     return NORMS.get(name)(channels, conv)
 
 
+class DropConnectLinear(nn.Linear):
+    """A Linear layer with DropConnect (Wan et al. 2013): while training, each weight is zeroed with probability
+    `p` and the rest scaled by 1/(1-p), one mask per batch; in eval the weights are used as they are.
+
+    Dropout drops a unit's output (a whole column of the next weight matrix); DropConnect drops single weights.
+    The inverted scaling is dropout's, so a unit's expected input in training equals its input in eval (the
+    paper's Gaussian moment matching at test time is left out). A subclass of nn.Linear with its state dict,
+    so checkpoints, the head and transfer learning see an ordinary Linear layer.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, p: float = 0.0):
+        super().__init__(in_features, out_features, bias)
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, F.dropout(self.weight, self.p, self.training), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, dropconnect={self.p:g}"
+
+
+def linear(in_features: int, out_features: int, bias: bool = True, dropconnect: float = 0.0) -> nn.Linear:
+    """nn.Linear, or DropConnectLinear when `dropconnect` > 0."""
+    if dropconnect > 0:
+        return DropConnectLinear(in_features, out_features, bias, dropconnect)
+    return nn.Linear(in_features, out_features, bias)
+
+
 class MLP(nn.Module):
-    """Flatten, then `depth` x (Linear, norm, activation, dropout), then a Linear classifier."""
+    """Flatten, then `depth` x (Linear, norm, activation, dropout), then a Linear classifier.
+
+    DropConnect (model.dropconnect) acts on the layers that read hidden units: every Linear after the first.
+    """
 
     def __init__(self, cfg: ModelConfig, input_shape: Sequence[int], classes: int):
         super().__init__()
@@ -49,16 +138,16 @@ class MLP(nn.Module):
         for s in input_shape:
             d_in *= s
         layers: list[nn.Module] = [nn.Flatten()]
-        for _ in range(cfg.depth):
+        for i in range(cfg.depth):
             layers += [
-                nn.Linear(d_in, cfg.width * k, bias=cfg.norm == "none"),
-                make_norm(cfg.norm, cfg.width * k, conv=False),
+                linear(d_in, cfg.width * k, cfg.norm == "none", cfg.dropconnect if i > 0 else 0.0),
+                make_norm(cfg.norm, cfg.width * k, conv=False, group=cfg.bn_group),
                 make_activation(cfg.activation),
             ]
             if cfg.dropout > 0:
                 layers.append(nn.Dropout(cfg.dropout))
             d_in = cfg.width
-        layers.append(nn.Linear(d_in, classes))
+        layers.append(linear(d_in, classes, True, cfg.dropconnect))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +159,7 @@ def _conv_block(c_in: int, c_out: int, cfg: ModelConfig) -> list[nn.Module]:
     k = expand(cfg.activation)
     return [
         nn.Conv2d(c_in, c_out * k, 3, padding=1, bias=cfg.norm == "none"),
-        make_norm(cfg.norm, c_out * k, conv=True),
+        make_norm(cfg.norm, c_out * k, conv=True, group=cfg.bn_group),
         make_activation(cfg.activation),
     ]
 
@@ -95,7 +184,7 @@ class PatchWhitening(nn.Conv2d):
         patches = x.float().unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
         if len(patches) > max_patches:
             g = torch.Generator().manual_seed(0)
-            patches = patches[torch.randperm(len(patches), generator=g)[:max_patches]]
+            patches = patches[torch.randperm(len(patches), generator=g)[:max_patches].to(patches.device)]
         eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(patches.T))
         w = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + self.eps)[:, None]).reshape(-1, c, k, k)
         self.weight.copy_(torch.cat([w, -w]))
@@ -132,18 +221,18 @@ class ConvNet(nn.Module):
             pool = [nn.MaxPool2d(2)] if size >= 2 else []  # 31 -> 15 -> 7 -> 3 -> 1: deeper stages keep 1x1
             size //= 2 if pool else 1
             layers += [nn.Conv2d(c, w * k, 3, padding=1, bias=cfg.norm == "none"), *pool,
-                       make_norm(cfg.norm, w * k, conv=True), make_activation(cfg.activation),
+                       make_norm(cfg.norm, w * k, conv=True, group=cfg.bn_group), make_activation(cfg.activation),
                        nn.Conv2d(w, w * k, 3, padding=1, bias=cfg.norm == "none"),
-                       make_norm(cfg.norm, w * k, conv=True), make_activation(cfg.activation)]
+                       make_norm(cfg.norm, w * k, conv=True, group=cfg.bn_group), make_activation(cfg.activation)]
             c = w
         self.features = nn.Sequential(*layers)
         for m in self.features.modules():
-            if isinstance(m, nn.BatchNorm2d):  # as airbench: running statistics that follow a short run, gains at 1
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):  # as airbench: running statistics follow a short run, gains at 1
                 m.momentum = self.BN_MOMENTUM
                 m.weight.requires_grad_(False)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.head = nn.Linear(c, classes, bias=False)
+        self.head = linear(c, classes, False, cfg.dropconnect)
 
     def fit_to_data(self, x: torch.Tensor) -> None:
         """Fit the whitening stem (if any) to training images `x`; build_run_model calls this once."""
@@ -162,14 +251,14 @@ class BasicBlock(nn.Module):
         super().__init__()
         k = expand(cfg.activation)
         self.conv1 = nn.Conv2d(c_in, c_out * k, 3, stride, 1, bias=cfg.norm == "none")
-        self.norm1 = make_norm(cfg.norm, c_out * k, conv=True)
+        self.norm1 = make_norm(cfg.norm, c_out * k, conv=True, group=cfg.bn_group)
         self.act1 = make_activation(cfg.activation)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=cfg.norm == "none")
-        self.norm2 = make_norm(cfg.norm, c_out, conv=True)
+        self.norm2 = make_norm(cfg.norm, c_out, conv=True, group=cfg.bn_group)
         self.skip: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
             self.skip = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), make_norm(cfg.norm, c_out, conv=True)
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), make_norm(cfg.norm, c_out, conv=True, group=cfg.bn_group)
             )
         # maxout halves channels, so the block's output activation cannot be maxout
         self.act2 = make_activation(cfg.activation if k == 1 else "relu")
@@ -194,7 +283,7 @@ class ResNet(nn.Module):
             c = c_out
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.head = nn.Linear(c, classes)
+        self.head = linear(c, classes, True, cfg.dropconnect)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x)).mean(dim=(2, 3))

@@ -67,11 +67,16 @@ def _invsqrt(a0: float, t: int, T: int, c: ScheduleConfig, spe: int) -> float:
     return a0 * math.sqrt(tau / (t + tau))
 
 
-@SCHEDULES.register("onecycle", "rise from a0/div to a0 over pct_start, then anneal to a0/(div*final_div) (cosine; Smith 2018)")
+# one-cycle's rise IS a warmup: a warmup in front of it would climb twice (0 -> a0, drop to a0/div, climb again).
+# So with warmup_epochs set, the rise lasts the warmup (in place of pct_start): one climb to the peak, where
+# a learner who asks for "warmup 2 epochs" expects the peak, then one-cycle's anneal.
+@SCHEDULES.register("onecycle", "rise from a0/div to a0 over pct_start (or over the warmup, when set), then anneal to "
+                    "a0/(div*final_div) (cosine; Smith 2018)", own_warmup=True)
 def _onecycle(a0: float, t: int, T: int, c: ScheduleConfig, spe: int) -> float:
     start = a0 / c.div_factor
     end = start / c.final_div_factor
-    up = max(1.0, c.pct_start * T - 1)
+    warm = round(c.warmup_epochs * spe)
+    up = max(1.0, min(T - 1, warm - 1) if warm > 0 else c.pct_start * T - 1)
     down = max(1.0, T - 1 - up)
     if t <= up:
         lo, hi, p = start, a0, t / up
@@ -91,7 +96,7 @@ def _restarts(a0: float, t: int, T: int, c: ScheduleConfig, spe: int) -> float:
 
 @dataclass
 class Schedule:
-    """The LR at each step of a run: linear warmup, then the named shape over the rest."""
+    """The LR at each step of a run: linear warmup, then the named shape over the rest (onecycle: its own rise)."""
 
     cfg: ScheduleConfig
     lr: float
@@ -102,7 +107,9 @@ class Schedule:
 
     def __post_init__(self) -> None:
         self.shape = SCHEDULES.get(self.cfg.name)
-        self.warmup = min(self.total_steps, round(self.cfg.warmup_epochs * self.steps_per_epoch))
+        # a shape that warms up by itself (onecycle) gets the warmup's length instead of a ramp in front
+        own = SCHEDULES.entry(self.cfg.name).traits.get("own_warmup", False)
+        self.warmup = 0 if own else min(self.total_steps, round(self.cfg.warmup_epochs * self.steps_per_epoch))
 
     def __call__(self, step: int) -> float:
         """LR for optimizer step `step` (0-based)."""
@@ -130,6 +137,16 @@ def total_steps(cfg: Config, train_size: int) -> int:
     return max(1, round(cfg.train.epochs * steps_per_epoch(train_size, cfg.train.batch_size)))
 
 
+REFERENCE_BATCH = 128  # the linear scaling rule's reference: lr is the rate for a batch of this many examples
+
+
+def peak_lr(cfg: Config) -> float:
+    """The peak rate a run uses: optim.lr, times batch_size / 128 under train.scale_lr=linear (Goyal et al. 2017)."""
+    if cfg.train.scale_lr == "linear":
+        return cfg.optim.lr * cfg.train.batch_size / REFERENCE_BATCH
+    return cfg.optim.lr
+
+
 def make_schedule(cfg: Config, train_size: int) -> Schedule:
     """The schedule a run of `cfg` on `train_size` training examples uses.
 
@@ -139,11 +156,11 @@ def make_schedule(cfg: Config, train_size: int) -> Schedule:
     """
     t = cfg.train
     spe = steps_per_epoch(train_size, t.batch_size)
-    sched = Schedule(cfg.schedule, cfg.optim.lr, total_steps(cfg, train_size), spe)
+    sched = Schedule(cfg.schedule, peak_lr(cfg), total_steps(cfg, train_size), spe)
     if t.snapshots > 1:
         period = snapshot_period(sched.total_steps - sched.warmup, t.snapshots)
         cycles = dataclasses.replace(cfg.schedule, name="restarts", restart_epochs=period / spe, restart_mult=1.0)
-        sched = Schedule(cycles, cfg.optim.lr, sched.total_steps, spe)
+        sched = Schedule(cycles, sched.lr, sched.total_steps, spe)
     if t.swa_start > 0:
         start = min(sched.total_steps, round(t.swa_start * spe))
         sched.swa_rates = tuple(swa_rates(sched(start), t.swa_lr, anneal_steps=spe))

@@ -45,13 +45,58 @@ def validate_config(c: Config) -> None:
                 "lbfgs re-evaluates the loss several times per step and needs the same objective each "
                 "time; mixup/cutmix change it at random; set --mixup 0 --cutmix 0 or choose another optimizer"
             )
-        if c.model.dropout > 0:
-            raise LabkitError("lbfgs needs a deterministic loss per step; set --dropout 0 or choose another optimizer")
+        if c.model.dropout > 0 or c.model.dropconnect > 0:
+            raise LabkitError("lbfgs needs a deterministic loss per step; set --dropout 0 --dropconnect 0 or choose "
+                              "another optimizer")
     if c.model.norm == "batch" and t.batch_size < 2:
         raise LabkitError("batch norm needs batch_size >= 2; raise --batch-size or use --norm layer/group/none")
     check_transfer(c)
     check_subset(c.data)
     check_averaging(c)
+    check_scale(c)
+
+
+def check_scale(c: Config) -> None:
+    """The device exists; the global batch splits evenly over the processes and the ghost-BN groups fit in it."""
+    from .precision import cuda_available
+
+    t, m = c.train, c.model
+    if t.device == "cuda" and not cuda_available():
+        raise LabkitError("train.device='cuda' but torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
+                          "fix: --device auto (the GPU when there is one) or --device cpu")
+    if t.nproc > 1:
+        if needs_closure(c.optim.name):
+            raise LabkitError(f"{c.optim.name} re-evaluates the loss a varying number of times per step, which "
+                              "data-parallel processes cannot follow in step; use --nproc 1 or another optimizer")
+        if t.batch_size % t.nproc:
+            raise LabkitError(f"train.batch_size={t.batch_size} does not split evenly over --nproc {t.nproc}; the "
+                              f"batch is global, each process takes batch/nproc; fix: a batch divisible by "
+                              f"{t.nproc}, e.g. --batch-size {max(t.nproc, t.batch_size // t.nproc * t.nproc)}")
+        if t.device != "cpu" and cuda_available():
+            import torch
+
+            if t.nproc > torch.cuda.device_count():
+                raise LabkitError(f"--nproc {t.nproc} needs a GPU per process, and this machine has "
+                                  f"{torch.cuda.device_count()}; fix: --nproc {torch.cuda.device_count()} or "
+                                  "--device cpu")
+    per = t.batch_size // t.nproc  # each process's batch: what its batch norm sees
+    if m.norm == "batch" and per < 2:
+        raise LabkitError(f"batch norm needs at least 2 examples per process, and --batch-size {t.batch_size} over "
+                          f"--nproc {t.nproc} gives {per}; raise --batch-size or use --norm layer/group/none")
+    if m.bn_group:
+        if m.norm != "batch":
+            raise LabkitError(f"model.bn_group={m.bn_group} splits batch norm's batch, but the norm is {m.norm!r}; "
+                              "fix: --norm batch, or --bn-group 0")
+        if m.bn_group < 2:
+            raise LabkitError(f"model.bn_group={m.bn_group} is out of range; allowed: 0 (off) or 2 and more (a group "
+                              "of one image has no batch statistics); fix: --bn-group 0, or e.g. --bn-group 8")
+        if per % m.bn_group:
+            what = f"the batch per process ({t.batch_size} / {t.nproc} = {per})" if t.nproc > 1 else \
+                f"--batch-size {t.batch_size}"
+            divisors = [d for d in range(2, per + 1) if per % d == 0]
+            raise LabkitError(f"model.bn_group={m.bn_group} does not divide {what}; allowed: 0 (off) or a divisor "
+                              f">= 2: {', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}; "
+                              f"fix: --bn-group {divisors[0] if divisors else 0}")
 
 
 def check_averaging(c: Config) -> None:

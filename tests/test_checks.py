@@ -11,7 +11,7 @@ from labkit import Config, LabkitError
 from labkit.babysit.checks import check_initial_loss, check_overfit, check_regularization, run_checks
 from labkit.cli import main
 from labkit.data import load_data
-from labkit.babysit.lr_finder import lr_range_test, suggestions
+from labkit.babysit.lr_finder import lr_range_test, read_curve
 from labkit.data.pipeline import TrainBatches
 from labkit.training import loss_fn as _loss, prepare
 
@@ -133,7 +133,8 @@ def test_lr_range_test_grows_lr_exponentially_and_stops_on_divergence(spirals_co
     assert r.lrs[0] == pytest.approx(1e-4) and max(ratios) == pytest.approx(min(ratios))
     assert ratios[0] == pytest.approx((1e8) ** (1 / 59))
     assert r.stopped_early and len(r.lrs) < 60 and r.stop_lr is not None
-    assert r.steepest_lr is not None and r.min_lr is not None and r.suggestion() == r.min_lr
+    assert r.minimum_lr is not None and r.edge_lr is not None and r.suggestion() == r.edge_lr / 2
+    assert r.minimum_lr <= r.edge_lr and r.min_lr == r.minimum_lr / 10  # the old rule, kept for comparison
     assert r.start < r.suggestion() < r.stop_lr
     assert r.fix() == {"optim.lr": pytest.approx(r.suggestion(), rel=1e-2)} and r.to_dict()["fix"] == r.fix()
 
@@ -179,10 +180,12 @@ def test_suggestions_from_a_known_curve():
     lrs = [10 ** (i / 10 - 5) for i in range(51)]  # 1e-5 .. 1
     loss = [2.0 - math.tanh((math.log10(lr) + 2) * 2) for lr in lrs]  # falls fastest at 1e-2, flat below 1e-4
     loss[-5:] = [loss[-6] + k for k in range(1, 6)]  # then rises
-    steep, min_lr = suggestions(lrs, loss)
-    assert steep == pytest.approx(1e-2, rel=0.3)
-    assert min_lr == pytest.approx(lrs[-6] / 10)
-    assert suggestions(lrs[:2], loss[:2]) == (None, None)
+    got = read_curve(lrs, loss)
+    assert got.steepest_lr == pytest.approx(1e-2, rel=0.3)
+    # the fall flattens out from ~0.1 and the loss rises after lrs[-6]: the floor lies between
+    assert 0.05 <= got.minimum_lr <= got.edge_lr <= lrs[-6]
+    assert not got.why_none
+    assert read_curve(lrs[:2], loss[:2]).why_none and read_curve(lrs[:2], loss[:2]).edge_lr is None
 
 
 # -- the report and the command line -----------------------------------------------------------------------------
@@ -217,7 +220,8 @@ def test_cli_check_writes_pngs_and_exit_codes(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     reg = next(c for c in d["checks"] if c["name"] == "regularization")
     assert reg["fix"] == {"model.init": "kaiming"} and reg["fixes"][0]["flags"] == "--init kaiming"
-    assert d["lr"]["flags"] == f"--lr {d['lr']['fix']['optim.lr']:g}"
+    # zeros init: 10 steps at any LR leave the loss where it started, so the LR test has nothing to suggest
+    assert d["lr"]["fix"] == {} and d["lr"]["suggestion"] is None and d["lr"]["why_none"]
 
 
 def test_figures_render(spirals_config):
@@ -228,7 +232,8 @@ def test_figures_render(spirals_config):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert any(l.startswith("steepest descent: ") for l in labels) and any(l.startswith("minimum / 10: ") for l in labels)
+    assert any(l.startswith("steepest descent: ") for l in labels) and any(l.startswith("minimum: ") for l in labels)
+    assert any(l.startswith("floor ends: ") for l in labels) and any(l.startswith("suggested: ") for l in labels)
     assert any(l.startswith("stopped at lr") for l in labels)
     fig2 = checks_figure(r)
     assert "initial loss: PASS" in fig2.axes[0].get_title(loc="left")
@@ -319,7 +324,7 @@ def test_recipe_recommends_the_best_trial_of_either_stage(spirals_config, monkey
     studies = iter([_fake_stage(coarse, 2.0), _fake_stage(fine, 2.0)])
     monkeypatch.setattr(search_run, "run_search", lambda *a, **k: next(studies))
     monkeypatch.setattr(analysis, "border_warnings", lambda study: [])
-    monkeypatch.setattr(analysis, "refine", lambda study, top: None)
+    monkeypatch.setattr(analysis, "refine_with_notes", lambda study, top: (None, []))
     cfg = spirals_config.replace(**{"probe.every": 25})
     r = coarse_to_fine(cfg, lr=0.05, coarse_trials=2, fine_trials=1, coarse_epochs=2, fine_epochs=2)
     assert r.best_stage == stage and r.best_value == max(coarse + fine) and r.best_config.optim.lr == lr

@@ -26,7 +26,8 @@ def test_small_init_collapses_and_xavier_keeps_the_scale_with_tanh(tanh_demo):
     small = np.array(tanh_demo["inits"]["small"]["std"])
     assert np.all(np.diff(small) < 0) and small[-1] < 1e-3 * small[0]  # shrinks layer by layer towards 0
     xavier = np.array(tanh_demo["inits"]["xavier"]["std"])
-    assert xavier[1:].max() / xavier[1:].min() < 1.2 and xavier.min() > 0.3  # near-constant
+    # the lecture's Xavier (no gain): tanh's scale shrinks slowly, ~3x over ten layers, not by decades
+    assert xavier[-1] > 0.3 * xavier[0] and xavier.min() > 0.2
     assert np.all(np.array(tanh_demo["inits"]["zeros"]["std"]) == 0)  # symmetry: every unit identical
     assert min(tanh_demo["inits"]["large"]["saturated"]) > 0.8  # N(0, 1): tanh saturates
     assert tanh_demo["inits"]["small"]["hist"].shape == (10, 40)

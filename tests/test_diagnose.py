@@ -565,3 +565,15 @@ def test_panel_apply_button_sets_the_fix_in_the_lab_controls(runs, store):
     panel.apply = None
     panel.diagnose_past(str(runs["lr_high"].dir))
     assert panel.wait(60) and all(b.layout.display == "none" for b in panel.fix_buttons[0])
+
+
+def test_lr_advice_under_the_linear_scaling_rule_names_the_flag_value():
+    """Diagnosis reads the rate the run used; under --scale-lr linear the --lr that gives it is that / (batch/128)."""
+    from labkit.diagnosis.fixes import lower_lr, offer
+
+    cfg = Config().replace(**{"train.batch_size": 1024, "train.scale_lr": "linear", "optim.lr": 0.1})  # used: 0.8
+    words, fixes = offer(cfg, [lower_lr(0.8)])
+    assert fixes[0].changes == {"optim.lr": 0.01}  # 0.08 used = --lr 0.01 x 8
+    assert "--lr 0.01" in words[0] and "multiplies it by 8" in words[0]
+    words, fixes = offer(cfg.replace(**{"train.scale_lr": "none"}), [lower_lr(0.8)])
+    assert fixes[0].changes == {"optim.lr": 0.08} and "--lr" not in words[0]

@@ -18,7 +18,7 @@ from labkit.fields import FIELDS, Field, command_line, flags_for, relevant, valu
 from labkit.initializers import INITIALIZERS
 from labkit.models import MODELS, NORMS
 from labkit.optimizers import OPTIMIZERS
-from labkit.precision import PRECISIONS, autocast
+from labkit.precision import DEVICES, PRECISIONS, autocast
 from labkit.babysit.recipe import MAX_LR
 from labkit.registry import Registry
 from labkit.schedules import SCHEDULES
@@ -164,7 +164,8 @@ def test_out_of_range_values_name_the_path_and_the_range(path):
 def test_registry_fields_offer_exactly_their_registry():
     tables = {"data.dataset": DATASETS, "data.preprocess": PREPROCESS, "model.kind": MODELS,
               "model.activation": ACTIVATIONS, "model.init": INITIALIZERS, "model.norm": NORMS,
-              "optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precision": PRECISIONS}
+              "optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precision": PRECISIONS,
+              "train.device": DEVICES}
     assert {p for p, f in FIELDS.items() if isinstance(f.choices, Registry)} == set(tables)
     for path, table in tables.items():
         f = FIELDS[path]

@@ -173,7 +173,7 @@ def test_lr_plot_is_the_schedule_and_the_recorded_lr(rec, figs):
     np.testing.assert_allclose(recorded, expected, **EXACT)  # the optimizer used the closed-form schedule
     fig = figs["lr"]
     axes = fig.get_axes()
-    assert len(axes) == 2 and axes[1].get_yscale() == "log"  # warmup from lr/9, onecycle down to lr/25e4
+    assert len(axes) == 2 and axes[1].get_yscale() == "log"  # onecycle from lr/25 up, then down to lr/25e4
     for ax in axes:
         (line,) = ax.get_lines()
         x, y = xy(line)
@@ -182,9 +182,10 @@ def test_lr_plot_is_the_schedule_and_the_recorded_lr(rec, figs):
         # x in epochs: the LR of 0-based step i is drawn from epoch i / steps_per_epoch (where that step starts)
         np.testing.assert_allclose(x, np.arange(total) / spe, **EXACT)
         np.testing.assert_allclose(x + 1 / spe, [r["epoch"] for r in rec.rows("step")], rtol=1e-12, atol=1e-15)
-    # warmup climbs linearly to the peak at the end of epoch 1
+    # with onecycle the warmup is its own rise (one ramp, not two): from lr / div_factor to the peak at the end
+    # of epoch 1
     assert expected[spe - 1] == pytest.approx(cfg.optim.lr, rel=1e-12)
-    assert expected[0] == pytest.approx(cfg.optim.lr / spe, rel=1e-12)
+    assert expected[0] == pytest.approx(cfg.optim.lr / cfg.schedule.div_factor, rel=1e-12)
 
 
 def test_lr_curve_keeps_each_schedule_on_its_own_line():
@@ -219,8 +220,10 @@ def stored_snapshots(run_dir) -> list[dict]:
 
 def check_histograms(fig, snap: dict) -> None:
     layers = list(snap["layers"])
-    axes = [ax for ax in fig.get_axes() if ax.get_visible()]
+    axes = [ax for ax in fig.get_axes() if ax.get_visible() and ax.get_label() != "std per layer"]
     assert len(axes) == len(layers) == 3
+    (std_ax,) = [ax for ax in fig.get_axes() if ax.get_label() == "std per layer"]  # the stds on a log axis
+    assert std_ax.get_yscale() == "log" and len(std_ax.patches) == 3
     assert f"step {snap['step']} " in fig.get_suptitle()
     for k, (ax, name) in enumerate(zip(axes, layers)):
         assert ax.get_title().startswith(f"{k + 1}. {name} ")

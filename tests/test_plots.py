@@ -69,7 +69,7 @@ def test_probe_plots_have_one_panel_per_layer(run):
     h = read_probes(run.dir)
     assert len(h.layers) == 3
     fig = activation_histograms(h, 0)
-    assert len(visible_axes(fig)) == 3
+    assert len(visible_axes(fig)) == 3 + 1  # a histogram per layer, and the std of each on a log axis
     t = texts(fig)
     assert "mean" in t and "std" in t and "activation value" in t and "step 0" in t
     fig = activation_heatmap(h)
@@ -144,7 +144,7 @@ def test_plots_take_a_run_log(run):
     log = RunLog.load(run.dir)
     fig = learning_curves(log)
     assert f"Learning curves: {run.id}" in texts(fig)
-    assert len(visible_axes(activation_histograms(log, 0))) == 3  # the log's probe history
+    assert len(visible_axes(activation_histograms(log, 0))) == 3 + 1  # the log's probe history (and the stds)
     assert run.id in texts(lr_curve(log)) and lr_curve(log).get_axes()[0].get_xlabel() == "epoch"
     assert isinstance(run_figure("gradients", log), Figure)
     assert run_figures(log).keys() == run_figures(run.dir).keys()

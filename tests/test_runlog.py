@@ -156,7 +156,7 @@ def test_live_views_and_static_plots_draw_the_same_lines(watched):
     figs = run_figures(run.dir)
     assert views.curves.points == 27 and views.counts["step"] == 27
     live, static = lines_xy(views.curves.fig), lines_xy(figs["learning_curves"])
-    assert len(live) == len(static) == 10  # per panel: raw, EMA, epoch train, epoch val, chance
+    assert len(live) == len(static) == 12  # per panel: raw, EMA, epoch train, epoch val, best-epoch star, chance
     for (lx, ly), (sx, sy) in zip(live, static):
         np.testing.assert_array_equal(lx, sx)
         np.testing.assert_array_equal(ly, sy)

@@ -6,11 +6,11 @@
 
 Decisions a user should know:
 - The LR range test runs on `config` (unless `lr=` gives the centre); its
-  suggestion is for a constant LR, while the config's schedule (one-cycle by
-  default) uses the LR as its peak, reached after a warm-up, and tolerates a
-  higher one (on the default CIFAR recipe the test suggests ~0.005 and the
-  tuned one-cycle peak is 0.1). So the coarse range is asymmetric: log-uniform from suggestion x 0.1 to
-  suggestion x 30 (`lr_span`), with weight decay chosen from 0, 1e-5, 1e-4.
+  suggestion (the end of the loss curve's floor / 2) measured 1.7-2.6x below
+  the best rate on two configs and 3-5x above it on the default recipe
+  (benchmarks/RESULTS.md). The coarse range is log-uniform from suggestion x
+  0.1 to suggestion x 30 (`lr_span`), with weight decay chosen from 0, 1e-5, 1e-4;
+  a best trial at either end is widened past it by the fine stage (`refine`).
 - Coarse trials are short (`coarse_epochs`, 1-5 is the lectures' advice),
   without probes or test-set evaluation; the fine stage searches
   `labkit.search.refine`'s narrower space around the top `top` coarse trials
@@ -142,7 +142,7 @@ def coarse_to_fine(
     progress: bool = False,
 ) -> RecipeResult:
     """LR range test, coarse search around its suggestion, refine around the top trials; returns the studies and best config."""
-    from ..search.analysis import border_warnings, refine
+    from ..search.analysis import border_warnings, refine_with_notes
     from ..search.run import run_search
 
     for name, v in (("coarse_epochs", coarse_epochs), ("fine_epochs", fine_epochs)):
@@ -179,7 +179,8 @@ def coarse_to_fine(
 
     fine, fine_space = None, None
     if fine_trials > 0 and _best_trial(coarse) is not None and not stop_event.is_set():
-        fine_space = refine(coarse, top=top)
+        fine_space, widened = refine_with_notes(coarse, top=top)
+        warnings += [f"fine stage widened {w}" for w in widened]
         fine_base = base.replace(**{"train.epochs": float(fine_epochs), "train.steps": 0, "probe.every": 0})
         say(f"fine: {fine_trials} trials of {fine_epochs:g} epochs over {fine_space}", flush=True)
         fine = run_search(fine_base, fine_space, trials=fine_trials, study=f"{study}-fine", **common)

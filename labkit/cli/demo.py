@@ -1,4 +1,7 @@
-"""`labkit demo init|optimizers|augment|schedules|transfer`: the lectures' demonstrations as PNG files."""
+"""`labkit demo init|optimizers|augment|schedules|transfer|<concept>`: the lectures' demonstrations as PNG files.
+
+The concept demos (zigzag, dead-units, preprocess, ...) come from labkit.concepts.CONCEPTS, one sub-command each.
+"""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +56,18 @@ def add(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--lr", type=float, default=None, help="one LR for all (default: a sensible LR per optimizer)")
     q.set_defaults(func=run_optimizers)
 
+    q = demos.add_parser("adam", help="Adam's first steps with and without its bias correction",
+                         description="Run torch.optim.Adam and the same update without bias correction (raw m / "
+                                     "sqrt(v)) from one start on a 2-D surface; draw both paths, each step's size "
+                                     "against lr, and the loss.")
+    common(q)
+    q.add_argument("--surface", default="ravine", help="ravine (default), rosenbrock or saddle")
+    q.add_argument("--steps", type=int, default=60, help="steps (default 60)")
+    q.add_argument("--lr", type=float, default=0.3, help="learning rate (default 0.3)")
+    q.add_argument("--beta1", type=float, default=0.9, help="first-moment decay (default 0.9)")
+    q.add_argument("--beta2", type=float, default=0.999, help="second-moment decay (default 0.999)")
+    q.set_defaults(func=run_adam)
+
     q = demos.add_parser("augment", help="CIFAR images after flip, crop, cutout, mixup, cutmix")
     common(q)
     q.add_argument("--data", default="cifar10", help="image dataset: cifar10, cifar100, folder")
@@ -71,7 +86,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--epochs", type=float, default=20, help="run length in epochs (default 20)")
     q.add_argument("--steps-per-epoch", type=int, default=50, help="steps per epoch (default 50)")
     q.add_argument("--lr", type=float, default=0.1, help="peak LR (default 0.1)")
-    q.add_argument("--warmup", type=float, default=0.0, help="linear warmup in epochs, in front of every schedule")
+    q.add_argument("--warmup", type=float, default=0.0, help="linear warmup in epochs, in front of every schedule (onecycle: the length of its own rise)")
     q.set_defaults(func=run_schedules)
 
     from ..transfer import DEFAULTS
@@ -103,6 +118,103 @@ def add(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--threads", type=int, default=0, help="torch threads (default 0: every core)")
     q.set_defaults(func=run_transfer)
 
+    from ..demos import LARGE_BATCH as LB
+
+    q = demos.add_parser("large-batch", help="batch 128 vs 1,024 at equal epochs: same LR, linear scaling rule, "
+                         "rule + warmup", description="Train four runs at equal epochs (kept in the run store and "
+                         "reused): the small batch; the large batch at the same learning rate; with the linear "
+                         "scaling rule (peak LR x large/small); and with the rule plus warmup. Cosine schedule, the "
+                         "recipe's model. Prints the table and writes the curves.")
+    common(q)
+    q.add_argument("--runs", default="runs", metavar="DIR", help="run store: the runs go under "
+                   "DIR/large-batch-demo and are reused (default: runs)")
+    q.add_argument("--data", default="cifar10", help="dataset (default cifar10; the 2-D sets train an MLP)")
+    q.add_argument("--subset", type=int, default=LB["subset"], help=f"training images (default {LB['subset']})")
+    q.add_argument("--epochs", type=float, default=LB["epochs"], help=f"epochs of every run (default {LB['epochs']:g})")
+    q.add_argument("--small", type=int, default=LB["small"], help=f"the small batch (default {LB['small']})")
+    q.add_argument("--large", type=int, default=LB["large"], help=f"the large batch (default {LB['large']}; cut to "
+                   "the largest power of two that keeps 8 steps per epoch)")
+    q.add_argument("--lr", type=float, default=LB["lr"], help=f"the small batch's peak LR (default {LB['lr']:g})")
+    q.add_argument("--warmup", type=float, default=LB["warmup"], help="warmup epochs of the last run "
+                   f"(default {LB['warmup']:g})")
+    q.add_argument("--width", type=int, default=None, help="model width (default: the recipe's)")
+    q.add_argument("--threads", type=int, default=0, help="torch threads (default 0: every core)")
+    q.set_defaults(func=run_large_batch)
+
+    q = demos.add_parser("model-parallel", help="the convnet cut across two devices, and the pipeline's timeline")
+    common(q)
+    q.add_argument("--devices", type=int, default=2, help="devices to cut the model across (default 2)")
+    q.add_argument("--micro-batches", type=int, default=4, help="micro-batches of the pipeline (default 4)")
+    q.add_argument("--depth", type=int, default=None, help="convnet stages (default: the recipe's)")
+    q.add_argument("--width", type=int, default=None, help="convnet width (default: the recipe's)")
+    q.set_defaults(func=run_model_parallel)
+
+    from ..concepts import CONCEPTS
+
+    for entry in CONCEPTS:  # the concept demos: one sub-command each, its flags read off the function's signature
+        _add_concept(demos, common, entry)
+    p.error = lambda message: _one_line_error(message, demos)  # an unknown demo: one line, exit 2
+
+
+def _one_line_error(message: str, demos: argparse._SubParsersAction) -> None:
+    import sys
+
+    if "invalid choice" in message:
+        bad = message.split("invalid choice: ", 1)[1].split(" (", 1)[0]
+        message = f"unknown demo {bad}; choose one of: {', '.join(demos.choices)}"
+    print(f"labkit demo: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _add_concept(demos: argparse._SubParsersAction, common, entry) -> None:
+    """`labkit demo NAME` for a CONCEPTS entry: --figs, --dpi, --seed, and a flag per parameter of its function."""
+    import inspect
+
+    fn = entry.factory
+    q = demos.add_parser(entry.name, help=entry.help, description=f"{entry.help}. {inspect.getdoc(fn).splitlines()[0]}")
+    common(q)
+    params = []
+    for name, prm in inspect.signature(fn).parameters.items():
+        if name == "seed":
+            continue
+        d = prm.default
+        flag = "--" + name.replace("_", "-")
+        if isinstance(d, (tuple, list)):
+            q.add_argument(flag, default=",".join(str(v) for v in d), metavar="A,B,...",
+                           help=f"comma-separated (default {','.join(str(v) for v in d)})")
+        elif isinstance(d, bool):
+            q.add_argument(flag, default=d, action=argparse.BooleanOptionalAction, help=f"(default {d})")
+        elif name == "data_root":
+            q.add_argument(flag, default=None, help="data directory (default: $LABKIT_DATA, else the cache)")
+        else:
+            q.add_argument(flag, type=type(d) if d is not None else str, default=d, help=f"(default {d})")
+        params.append(name)
+    q.set_defaults(func=run_concept, concept=entry.name, concept_params=params)
+
+
+def run_concept(args: argparse.Namespace) -> int:
+    import inspect
+
+    from ..concepts import CONCEPTS
+    from ..plots.concepts import concept_figure
+
+    fn = CONCEPTS.get(args.concept)
+    kwargs = {}
+    for name in args.concept_params:
+        value, default = getattr(args, name), inspect.signature(fn).parameters[name].default
+        if isinstance(default, (tuple, list)):
+            kind = type(default[0]) if default else str
+            try:
+                value = [kind(v.strip()) for v in str(value).split(",") if v.strip()]
+            except ValueError:
+                raise LabkitError(f"--{name.replace('_', '-')} {value!r}: each item must be a {kind.__name__}, "
+                                  f"comma-separated, e.g. {','.join(str(v) for v in default)}") from None
+        kwargs[name] = value
+    result = fn(seed=args.seed, **kwargs)
+    for line in result["lines"]:
+        print(line)
+    return _save(concept_figure(args.concept, result), args, args.concept)
+
 
 def _save(fig, args: argparse.Namespace, name: str) -> int:
     from .plot import save_figures
@@ -130,6 +242,16 @@ def run_optimizers(args: argparse.Namespace) -> int:
         r = demos.optimizer_paths(s, opts, args.steps, args.lr)
         _save(plots.optimizer_trajectories(r), args, f"optimizers_{s}")
     return 0
+
+
+def run_adam(args: argparse.Namespace) -> int:
+    from .. import demos, plots
+
+    r = demos.adam_bias_correction(args.surface, args.steps, args.lr, (args.beta1, args.beta2))
+    first = {k: v[: min(5, len(v))] for k, v in r["step_size"].items()}
+    print("first steps, |step| / lr: with correction " + ", ".join(f"{v:.2f}" for v in first["with"])
+          + "; without " + ", ".join(f"{v:.2f}" for v in first["without"]))
+    return _save(plots.adam_bias_correction(r), args, f"adam_bias_{args.surface}")
 
 
 def run_augment(args: argparse.Namespace) -> int:
@@ -171,3 +293,40 @@ def run_transfer(args: argparse.Namespace) -> int:
         print(line)
     print(f"{r['seconds']:.0f} s")
     return _save(plots.transfer_quadrants(r), args, "transfer")
+
+
+def run_large_batch(args: argparse.Namespace) -> int:
+    import sys
+
+    from .. import plots
+    from ..config import Config
+    from ..data.sets import DATASETS, is_image
+    from ..demos import large_batch_demo, large_batch_rows
+
+    DATASETS.check(args.data)
+    over = {"data.dataset": args.data} if is_image(args.data) else {"data.dataset": args.data, "model.kind": "mlp"}
+    r = large_batch_demo(args.runs, base=Config().replace(**over), subset=args.subset, epochs=args.epochs,
+                         small=args.small, large=args.large, lr=args.lr, warmup=args.warmup, width=args.width,
+                         seed=args.seed, threads=args.threads,
+                         progress=lambda text: print(text, file=sys.stderr, flush=True))
+    for line in large_batch_rows(r):
+        print(line)
+    print(f"{r['seconds']:.0f} s")
+    return _save(plots.large_batch(r), args, "large_batch")
+
+
+def run_model_parallel(args: argparse.Namespace) -> int:
+    from .. import plots
+    from ..config import ModelConfig
+    from ..demos import model_split
+
+    m = ModelConfig()
+    for name in ("depth", "width"):
+        v = getattr(args, name)
+        if v is not None:
+            if v < 1:
+                raise LabkitError(f"--{name} {v} is out of range; allowed: 1 or more")
+            setattr(m, name, v)
+    if args.micro_batches < 1:
+        raise LabkitError(f"--micro-batches {args.micro_batches} is out of range; allowed: 1 or more (4 is usual)")
+    return _save(plots.model_parallel(model_split(m, args.devices), args.micro_batches), args, "model_parallel")

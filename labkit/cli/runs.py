@@ -46,12 +46,13 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {args.runs}/ yet; start one with `labkit train`")
         return 0
-    cols = ["run", "status", "epochs", "train_acc", "val_acc", "test_acc", "seconds"]
+    # best_epoch: the epoch best.pt holds (early stopping stops --patience epochs after it)
+    cols = ["run", "status", "epochs", "best_epoch", "train_acc", "val_acc", "test_acc", "seconds"]
     width = max(len(r.id) for r in runs) + 2
     print(cols[0].ljust(width) + "".join(c.rjust(11) for c in cols[1:]))
     for r in runs:
         f = r.summary.get("final", {}) or {}
-        epochs = r.summary.get("epochs")
+        epochs, best = r.summary.get("epochs"), r.summary.get("best_epoch")
         if epochs is None:  # killed or still running: no end summary; read how far it got from its metrics
             from ..runlog import RunLog
 
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             epochs = round(float(steps.epoch[-1]), 2) if len(steps) else None
             if done:
                 f = {"train_acc": done[-1].train_acc, "val_acc": done[-1].val_acc}
-        vals = [r.status, epochs, f.get("train_acc"), f.get("val_acc"), f.get("test_acc"),
-                r.summary.get("train_seconds")]
+            best = next((e.epoch for e in reversed(done) if e.best), None)
+        vals = [r.status, epochs, best if best is None or best >= 1 else None, f.get("train_acc"), f.get("val_acc"),
+                f.get("test_acc"), r.summary.get("train_seconds")]
         print(r.id.ljust(width) + "".join(_fmt(v).rjust(11) for v in vals))
     return 0

@@ -129,10 +129,10 @@ def run(args: argparse.Namespace) -> int:
         coarse = search.load_study(args.refine, storage)
         setup = search.study_setup(coarse)
         base = _apply_flags(setup.base.copy(), args)
-        space = search.refine(coarse, top=args.top)
+        space, widened = search.refine_with_notes(coarse, top=args.top)
         print(f"refined from {args.refine} (top {args.top}): {space}")
-        for w in search.border_warnings(coarse):
-            print(f"warning: {w}")
+        for w in widened:  # the coarse study's border warnings, answered: those ranges now go past the edge
+            print(f"widened: {w}")
         if args.space:  # explicit specs override the refined ranges of the same paths
             extra = search.Space.parse(args.space)
             space = search.Space([extra[p.path] if p.path in extra.paths else p for p in space] +
@@ -221,7 +221,9 @@ def _demo(args: argparse.Namespace) -> int:
     x, y = demo_params()
     ex = r.example
     fig = plots.sampler_planes({"grid": ex["grid"], "random": ex["random"]}, x, y,
-                               curves={"x": ex["x_curve"], "y": ex["y_curve"]}, score="score")
+                               curves={"x": ex["x_curve"], "y": ex["y_curve"]}, score="score",
+                               bands={"grid": ("a peak here: grid wins", ex["luck"])}, note=ex["note"])
+    print(ex["note"])
     fig.savefig(figs / "bergstra-planes.png", dpi=110)
     plots.bergstra_summary(r.budgets, r.random_wins, r.ties, r.grid_best, r.random_best, r.repeats,
                            r.weight).savefig(figs / "bergstra-summary.png", dpi=110)

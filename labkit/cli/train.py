@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 
 from ..data.sets import ensure_available
@@ -18,6 +19,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    g = p.add_argument_group("several machines (with --nproc: passed to torchrun; run the same command on each)")
+    g.add_argument("--nnodes", type=int, default=1, metavar="N", help="machines taking part (default 1)")
+    g.add_argument("--node-rank", type=int, default=0, metavar="R",
+                   help="this machine's index, 0 to N-1; node 0 writes the run directory (default 0)")
+    g.add_argument("--master-addr", default=None, metavar="HOST", help="node 0's address, the same on every machine "
+                   "(default: this machine, a free port)")
+    g.add_argument("--master-port", type=int, default=None, metavar="PORT", help="a free TCP port on node 0")
     p.set_defaults(func=run)
 
 
@@ -27,7 +35,17 @@ def run(args: argparse.Namespace) -> int:
     # not a failed run left in the store
     ensure_available(cfg.data)
     check_init_from(cfg)  # --init-from: a missing run or a model that does not fit is one line too
-    handle = train(cfg, background=True, progress=not args.quiet)
+    several = (args.nnodes, args.node_rank, args.master_addr, args.master_port) != (1, 0, None, None)
+    if several or cfg.train.nproc > 1:  # data parallel: torchrun in a subprocess, followed through the run's files
+        from ..training.launch import launch
+
+        handle = launch(cfg, background=True, progress=not args.quiet, nnodes=args.nnodes,
+                        node_rank=args.node_rank, master_addr=args.master_addr, master_port=args.master_port)
+        if args.node_rank > 0:
+            print(f"node {args.node_rank}: its workers' ends go to {handle.dir}; the run directory is on node 0",
+                  file=sys.stderr)
+    else:
+        handle = train(cfg, background=True, progress=not args.quiet)
     # Ctrl-C (or SIGTERM) stops the run cleanly: status 'stopped', files kept
     def _stop(signum, frame):
         handle.stop()

@@ -1,6 +1,8 @@
 """Whole-batch augmentation with tensor ops: flip, reflect-pad crop, cutout, mixup, cutmix.
 
-Every function takes a batch and a seeded generator, so a run is repeatable.
+Every function takes a batch and a seeded generator, so a run is repeatable. The generator stays on the
+CPU wherever the batch lives (a GPU run draws the same numbers as a CPU run); the index tensors built from
+its draws are moved to the batch's device.
 mixup and cutmix follow torchvision.transforms.v2.MixUp/CutMix: one
 lambda ~ Beta(alpha, alpha) per batch, partners are the batch rolled by one,
 targets are soft (probabilities), and cutmix's lambda is corrected to the
@@ -14,7 +16,7 @@ import torch
 
 def flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
-    mask = torch.rand(len(x), generator=gen) < 0.5
+    mask = (torch.rand(len(x), generator=gen) < 0.5).to(x.device)
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
 
 
@@ -37,13 +39,13 @@ def flip_crop(x: torch.Tensor, flip: bool, pad: int, gen: torch.Generator) -> to
     fancy-indexing the window, and the flip comes free).
     """
     n, c, h, w = x.shape
-    mask = torch.rand(n, generator=gen) < 0.5 if flip else None
+    mask = (torch.rand(n, generator=gen) < 0.5).to(x.device) if flip else None
     if pad <= 0:
         return x if mask is None else torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    rows = _reflect_index(h, pad)[dy.view(n, 1) + torch.arange(h)]
-    cols = _reflect_index(w, pad)[dx.view(n, 1) + torch.arange(w)]
+    rows = _reflect_index(h, pad)[dy.view(n, 1) + torch.arange(h)].to(x.device)
+    cols = _reflect_index(w, pad)[dx.view(n, 1) + torch.arange(w)].to(x.device)
     if mask is not None:  # column j of a mirrored image is column w-1-j of the original
         cols = torch.where(mask.view(n, 1), (w - 1) - cols, cols)
     idx = (rows.view(n, h, 1) * w + cols.view(n, 1, w)).view(n, 1, h * w).expand(n, c, h * w)
@@ -60,7 +62,7 @@ def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     ys = torch.arange(h).view(1, h, 1)
     xs = torch.arange(w).view(1, 1, w)
     inside = (ys >= cy - size // 2) & (ys < cy - size // 2 + size) & (xs >= cx - size // 2) & (xs < cx - size // 2 + size)
-    return x.masked_fill(inside.unsqueeze(1), 0)
+    return x.masked_fill(inside.unsqueeze(1).to(x.device), 0)
 
 
 def sample_lambda(alpha: float, gen: torch.Generator) -> float:

@@ -3,6 +3,10 @@
 Order per batch: uint8 flip and crop (one gather), then normalize to float, then cutout
 (zero = the mean pixel after normalization), then mixup or cutmix (when both
 are on, one of the two per batch, with equal odds, as timm and torchvision do).
+
+Data parallel: every rank draws the same permutation and the same augmentation of each global batch from
+the same seed, and keeps its own contiguous shard of it. So N ranks together see exactly the batch one
+process would (mixup partners included), and their averaged gradients are that process's gradient.
 """
 from __future__ import annotations
 
@@ -19,8 +23,12 @@ from .sets import Data
 class TrainBatches:
     """Yields (inputs, soft targets, hard labels) for each step of an epoch; drops the last short batch."""
 
-    def __init__(self, data: Data, reg: RegConfig, batch_size: int, seed: int):
-        self.data, self.reg, self.batch_size = data, reg, batch_size
+    def __init__(self, data: Data, reg: RegConfig, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 order: str = "random"):
+        if not 0 <= rank < world or batch_size % world:
+            raise ValueError(f"rank {rank} of {world} cannot take an equal shard of batches of {batch_size}")
+        self.data, self.reg, self.batch_size = data, reg, batch_size  # batch_size: the global batch
+        self.rank, self.world, self.by_class = rank, world, order == "class"
         self.gen = torch.Generator().manual_seed(seed)
         self.images = data.kind == "image"
 
@@ -52,8 +60,17 @@ class TrainBatches:
         n = len(self.data.train_y)
         bs = min(self.batch_size, n)
         perm = torch.randperm(n, generator=self.gen)
+        per = bs // self.world
+        mine = slice(self.rank * per, (self.rank + 1) * per)
         for i in range(len(self)):
-            yield self.batch(perm[i * bs:(i + 1) * bs])
+            idx = perm[i * bs:(i + 1) * bs].to(self.data.train_x.device)
+            if self.by_class:  # the same examples, grouped by label: each shard / BN group holds a few classes
+                idx = idx[torch.sort(self.data.train_y[idx], stable=True).indices]
+            if self.world == 1:
+                yield self.batch(idx)
+            else:  # the whole batch's augmentation (same draws on every rank), then this rank's shard
+                x, target, y = self.batch(idx)
+                yield x[mine], target[mine], y[mine]
 
 
 def eval_batches(data: Data, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

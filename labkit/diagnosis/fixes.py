@@ -52,10 +52,24 @@ def offer(config: Config | None, options: Sequence[Option]) -> tuple[list[str], 
     for text, fix in options:
         if fix is not None and not fix.changes_anything(config):
             continue  # e.g. "add batch norm" to a model that has it: no advice, no button
+        changes = dict(fix.changes) if fix is not None else {}
+        scale = lr_flag_scale(config)
+        if "optim.lr" in changes and scale != 1:  # advice names the rate the run used; the flag is that / scale
+            changes["optim.lr"] = round3(changes["optim.lr"] / scale)
+            text += f" (--lr {g(changes['optim.lr'])}: --scale-lr linear multiplies it by {scale:g})"
         words.append(text)
         if fix is not None:
-            fixes.append(Fix(dict(fix.changes), fix.reason))  # a copy: the shared ones below stay as written
+            fixes.append(Fix(changes, fix.reason))  # a copy: the shared ones below stay as written
     return words, fixes
+
+
+def lr_flag_scale(config: Config | None) -> float:
+    """The factor between optim.lr and the peak rate a run of `config` uses (batch/128 under --scale-lr linear)."""
+    if config is None or not config.optim.lr:
+        return 1.0
+    from ..schedules import peak_lr
+
+    return peak_lr(config) / config.optim.lr
 
 
 def join_or(words: Sequence[str]) -> str:

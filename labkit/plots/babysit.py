@@ -5,6 +5,7 @@ Pure functions: data in, `matplotlib.figure.Figure` out (no pyplot state).
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,31 +18,38 @@ if TYPE_CHECKING:
     from ..babysit.lr_finder import LRFinderResult
 
 PASS_COLOR, FAIL_COLOR = "#2a7d2a", "#c0392b"
-STEEP_COLOR, MIN_COLOR, CONFIG_COLOR = "#1f77b4", "#d62728", "0.45"
+STEEP_COLOR, MIN_COLOR, CONFIG_COLOR, EDGE_COLOR = "#1f77b4", "#d62728", "0.45", "#e07b00"
 
 
 def lr_range_plot(result: "LRFinderResult") -> Figure:
-    """Loss (raw and smoothed) against the LR on a log axis, both suggestions and the stop point marked."""
+    """Loss (raw and smoothed) against the LR on a log axis: the curve's minimum, its floor's end, the suggestion
+    (or why there is none) and the stop point marked."""
     fig = new_figure(4.6)
     ax = fig.add_subplot()
     lrs = np.asarray(result.lrs, dtype=float)
     raw = np.asarray(result.losses, dtype=float)
     sm = np.asarray(result.smoothed, dtype=float)
+    centred = np.asarray(result.centred, dtype=float)
     if len(lrs) == 0:
         empty_panel(ax, f"the LR range test recorded no step ({result.reason})")
         return fig
     ax.plot(lrs, raw, color="0.6", lw=0.9, alpha=0.8, label="loss (each step)")
-    ax.plot(lrs, sm, color="black", lw=2.0, label="smoothed loss (bias-corrected EMA)")
+    ax.plot(lrs, sm, color="0.35", lw=1.0, ls=":", label="EMA (lags; what the stop rule watches)")
+    if len(centred):
+        ax.plot(lrs[:len(centred)], centred, color="black", lw=2.0, label="smoothed loss (centred, no lag)")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     # the divergent tail and single-batch spikes would squash the curve; keep the smoothed curve in view
-    finite = sm[np.isfinite(sm)]
+    base = centred if len(centred) == len(lrs) else sm  # the curve the suggestion reads
+    finite = base[np.isfinite(base)]
     lo = float(np.nanmin(np.where(np.isfinite(raw), raw, np.nan))) if np.isfinite(raw).any() else float(finite.min())
     # top: the start of the curve plus room, not the divergent tail (which would squash the useful part)
     if finite.size:
         first, low = float(finite[0]), float(finite.min())
         top = min(float(finite.max()), max(first, low + 2.5 * (first - low)))
+        if result.suggestion() is None and np.isfinite(raw).any():  # a flat curve: show its noise, not a sliver
+            top = max(top, float(np.percentile(raw[np.isfinite(raw)], 95)))
     else:
         top = 1.0
     span = max(top - lo, 1e-3)
@@ -57,15 +65,21 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
         ax.axvline(lr, color=color, ls=style, lw=1.4, label=f"{label}: {lr:.3g}")
 
     mark(result.steepest_lr, STEEP_COLOR, "steepest descent")
-    mark(result.min_lr, MIN_COLOR, "minimum / 10")
+    mark(result.minimum_lr, "0.3", "minimum")
+    mark(result.edge_lr, EDGE_COLOR, "floor ends")
     if result.config_lr:
         mark(result.config_lr, CONFIG_COLOR, "config lr", ":")
     s = result.suggestion()
+    curve = centred if len(centred) == len(lrs) else sm
     if s is not None:
-        y = float(np.interp(math.log(s), np.log(lrs), np.where(np.isfinite(sm), sm, top)))
-        ax.plot([s], [y], marker="o", ms=8, color=MIN_COLOR if s == result.min_lr else STEEP_COLOR, zorder=5)
-        ax.annotate(f"suggested lr {s:.3g}", (s, y), xytext=(8, 10), textcoords="offset points", fontsize=9,
-                    fontweight="bold")
+        y = float(np.interp(math.log(s), np.log(lrs), np.where(np.isfinite(curve), curve, top)))
+        ax.plot([s], [y], marker="o", ms=8, color=MIN_COLOR, zorder=5, label=f"suggested: {s:.3g}")
+        ax.annotate(f"suggested lr {s:.3g}\n(floor's end / 2)", (s, y), xytext=(8, 10), textcoords="offset points",
+                    fontsize=9, fontweight="bold")
+    elif result.why_none:
+        ax.text(0.5, 0.5, "no usable suggestion:\n" + textwrap.fill(result.why_none.split(":")[0], 60),
+                transform=ax.transAxes, ha="center", va="center", fontsize=10, color=MIN_COLOR,
+                bbox=dict(boxstyle="round,pad=0.4", fc="white", ec=MIN_COLOR, alpha=0.9))
     if result.stopped_early and result.stop_lr is not None:
         ystop = float(sm[-1]) if np.isfinite(sm[-1]) and lrs[-1] == result.stop_lr else top
         ax.plot([result.stop_lr], [min(ystop, top + 0.1 * span)], marker="X", ms=10, color="black", ls="none",

@@ -123,7 +123,10 @@ def optimizer_trajectories(result: Mapping[str, Any]) -> Figure:
         # it is drawn dashed on top, and the legend says whose path it repeats
         same = next((other for other, q in drawn.items() if q.shape == p.shape and np.allclose(q, p)), None)
         drawn[name] = p
-        label = f"{name} (lr {result['lrs'][name]:g})" + (f", same path as {same}" if same else "")
+        steps = max(1, len(p) - 1)
+        per_step = result.get("evals", {}).get(name, steps) / steps
+        label = (f"{name} (lr {result['lrs'][name]:g}" + (f", {per_step:.1f} evaluations/step" if per_step > 1.05 else "")
+                 + ")" + (f", same path as {same}" if same else ""))
         ax.plot(p[:, 0], p[:, 1], "--" if same else "-", color=color, lw=2.2 if same else 1.6, marker="o",
                 ms=2, label=label, zorder=3 if same else 2)
         ax.plot(p[-1, 0], p[-1, 1], "o", color=color, ms=6, mec="black")
@@ -156,6 +159,67 @@ def schedule_comparison(curves: Mapping[str, Any], steps_per_epoch: int | None =
     """Every schedule of labkit.demos.schedule_curves on one axis (linear, and log when they span decades)."""
     from .training import lr_curve
 
-    fig = lr_curve(curves, steps_per_epoch)
+    # a schedule whose curve another already drew (step without step_every decays at multistep's milestones)
+    # would hide under it: it is relabelled, and drawn dashed and thicker on top
+    labels: dict[str, Any] = {}
+    repeats: set[str] = set()
+    seen: list[str] = []
+    for name, c in curves.items():
+        same = next((o for o in seen if list(curves[o]) == list(c)), None)
+        seen.append(name)
+        label = f"{name} (same curve as {same})" if same else name
+        labels[label] = c
+        if same:
+            repeats.add(label)
+    fig = lr_curve(labels, steps_per_epoch)
+    for ax in fig.get_axes():
+        for line in ax.get_lines():
+            if line.get_label() in repeats:
+                line.set(ls=(0, (4, 3)), lw=2.6, zorder=5)
     fig.suptitle(title or "Learning-rate schedules (same code as training)", fontsize=11)
+    return fig
+
+
+def adam_bias_correction(result: Mapping[str, Any]) -> Figure:
+    """Adam with and without bias correction: the paths, the size of each step against lr, and the loss."""
+    fig = new_figure(4.2)
+    ax_p, ax_s, ax_l = fig.subplots(1, 3, width_ratios=[1.3, 1, 1])
+    X, Y = np.meshgrid(result["x"], result["y"])
+    Z = np.asarray(result["z"], dtype=float)
+    levels = np.linspace(Z.min(), np.quantile(Z, 0.95), 25)
+    ax_p.contourf(X, Y, Z, levels=levels, cmap="Greys_r", alpha=0.55, extend="max")
+    ax_p.contour(X, Y, Z, levels=levels, colors="0.55", linewidths=0.4)
+    b1, b2 = result["betas"]
+    styles = {"with": dict(color=RUN_COLORS[0], label="with bias correction (torch.optim.Adam)"),
+              "without": dict(color=RUN_COLORS[3], label="without: raw m / sqrt(v)")}
+    t = np.arange(1, result["steps"] + 1)
+    for mode, st in styles.items():
+        p = np.asarray(result["paths"][mode])
+        ax_p.plot(p[:, 0], p[:, 1], "-o", ms=2.5, lw=1.4, **st)
+        ax_s.plot(t, result["step_size"][mode], lw=1.6, **st)
+        ax_l.plot(np.arange(len(result["losses"][mode])), result["losses"][mode], lw=1.6, **st)
+    (ref,) = ax_s.plot(t, result["factor"], "--", color="0.4", lw=1.1,
+                       label=f"constant gradient:\n(1 - {b1:g}^t) / sqrt(1 - {b2:g}^t)")
+    ax_p.plot(*result["start"], "k^", ms=8)
+    for m in result["minima"]:
+        ax_p.plot(*m, "*", color="gold", mec="black", ms=13)
+    pts = np.concatenate([np.asarray(p) for p in result["paths"].values()])
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    # the surface's box, grown to show an overshooting path (the contours stop at the box)
+    ax_p.set_xlim(min(result["x"][0], pts[:, 0].min()) - 0.1, max(result["x"][-1], pts[:, 0].max()) + 0.1)
+    ax_p.set_ylim(min(result["y"][0], pts[:, 1].min()) - 0.1, max(result["y"][-1], pts[:, 1].max()) + 0.1)
+    ax_p.set(xlabel="x", ylabel="y", title=result["formula"])
+    ax_s.axhline(1.0, color="0.6", lw=0.8, ls=":")
+    ax_s.set(xlabel="step t", ylabel="largest |step| / lr", title="Step size: 1x lr vs several x lr")
+    ax_s.legend(handles=[ref], fontsize=7.5, loc="upper right")  # the two runs: the figure's legend
+    vals = np.concatenate([np.asarray(v, dtype=float) for v in result["losses"].values()])
+    if vals.min() > 0 and vals.max() / vals.min() > 100:
+        ax_l.set_yscale("log")
+    ax_l.set(xlabel="step", ylabel="f", title="Loss against step")
+    for ax in (ax_s, ax_l):
+        ax.grid(alpha=0.3)
+    fig.legend(handles=ax_p.get_lines()[:2], loc="outside lower center", ncol=2, fontsize=8.5)
+    early = np.asarray(result["step_size"]["without"][:10], dtype=float)
+    fig.suptitle(f"Adam's bias correction (lr {result['lr']:g}): m and v start at 0; without it the first steps are "
+                 f"up to {np.nanmax(early):.1f}x lr (constant gradient: {np.max(result['factor']):.1f}x)", fontsize=11)
     return fig

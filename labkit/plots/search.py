@@ -50,13 +50,17 @@ def _coord(p: Param, v: Any) -> float:
 
 def sampler_planes(panels: dict[str, Sequence[dict]], x: Param, y: Param, *,
                    curves: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-                   score: str = "val_acc", ranked: bool = True) -> Figure:
+                   score: str = "val_acc", ranked: bool = True,
+                   bands: dict[str, tuple[str, Sequence[tuple[float, float]]]] | None = None,
+                   note: str | None = None) -> Figure:
     """Trials in the plane of an important (x) and an unimportant (y) parameter, one panel per search,
     with the score marginal along each axis (Bergstra & Bengio 2012, figure 1).
 
     curves: optional true marginals {"x": (xs, g(xs)), "y": (ys, h(ys))} drawn in grey.
     ranked=False: the scores cannot tell the parameters apart (a search too small to mean anything), so the
     axes are not labelled important / unimportant.
+    bands: optional {panel: (label, [(lo, hi), ...])} x-intervals shaded in that panel's top marginal (the demo
+    marks where the grid would have won); note: a caption under the panels.
     """
     n = len(panels)
     fig = Figure(figsize=(5.4 * n, 5.6), layout="constrained")
@@ -65,6 +69,8 @@ def sampler_planes(panels: dict[str, Sequence[dict]], x: Param, y: Param, *,
     norm = mcolors.Normalize(min(allv), max(allv)) if allv else None
     vmin = min(allv) if allv else 0.0
     vmax = max(allv) if allv else 1.0
+    if curves:  # the true marginals' peaks stay in view, found or not
+        vmax = max([vmax] + [float(np.max(c[1])) for c in curves.values() if len(c[1])])
     margin = 0.08 * (vmax - vmin or 1.0)
     for i, (label, rows) in enumerate(panels.items()):
         main = fig.add_subplot(gs[1, 2 * i])
@@ -94,6 +100,12 @@ def sampler_planes(panels: dict[str, Sequence[dict]], x: Param, y: Param, *,
         right.scatter(vs, ys, c=vs, cmap=CMAP, norm=norm, s=26, edgecolors="k", linewidths=0.4, zorder=3)
         for xv in np.unique(xs):
             top.axvline(xv, color="0.85", lw=0.6, zorder=0)
+        if bands and label in bands:
+            text, spans = bands[label]
+            for k, (a, b) in enumerate(spans):
+                top.axvspan(a, b, color="#f4a261", alpha=0.35, lw=0, zorder=0, label=text if k == 0 else None)
+            if spans:
+                top.legend(loc="upper right", fontsize=7.5, framealpha=0.9)
         top.set_ylim(vmin - margin, vmax + margin)
         right.set_xlim(vmin - margin, vmax + margin)
         top.set_ylabel(score)
@@ -111,6 +123,8 @@ def sampler_planes(panels: dict[str, Sequence[dict]], x: Param, y: Param, *,
             main.set_yticks(range(len(y.choices)), [str(c) for c in y.choices])
     if norm is not None:
         fig.colorbar(sc, ax=fig.axes, label=score, shrink=0.6, pad=0.01)
+    if note:
+        fig.supxlabel(note, fontsize=9, color="0.25", wrap=True)
     return fig
 
 

@@ -115,6 +115,12 @@ def _history(history: ProbeHistory | RunLog) -> ProbeHistory:
 
 
 # -- learning curves --------------------------------------------------------------
+def best_epoch(log: RunLog) -> int | None:
+    """The epoch whose weights best.pt holds: the last epoch record marked best (None before the first)."""
+    marked = [e.epoch for e in log.epochs if e.best]
+    return marked[-1] if marked else None
+
+
 def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, run_notes: bool = True,
                     figsize: tuple[float, float] | None = None) -> Figure:
     """Loss and accuracy against epochs for one or more runs (RunLogs, or metric rows by label).
@@ -122,7 +128,8 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
     Steps draw a faint raw line and an EMA-smoothed line (train); epochs draw
     markers (train mean: hollow squares, validation: filled circles; averaged
     weights validated beside the raw ones, EMA and SWA: hollow diamonds and
-    triangles on a dotted line, live as they arrive). The chance level (ln C for the loss, 1/C for accuracy) is dotted when known. A
+    triangles on a dotted line, live as they arrive). A star marks the best epoch, whose weights best.pt
+    keeps (early stopping stops `patience` epochs after it). The chance level (ln C for the loss, 1/C for accuracy) is dotted when known. A
     run without an end (live, or killed) marks its newest step with a dot, so
     even its first step shows. With run_notes, a run that did not complete (or
     has no end record yet) is named in the title.
@@ -130,7 +137,7 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
     logs = _runs(runs)
     fig = new_figure(*(figsize[::-1] if figsize else (4.4,)))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    notes, classes, any_data = [], None, False
+    notes, classes, any_data, best_marked = [], None, False, False
     handles = []
     averaged: dict[str, None] = {}  # names of other evaluated weights drawn, in order
     for k, (label, log) in enumerate(logs.items()):
@@ -154,6 +161,12 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
                     averaged[w] = None
                     ax.plot(x, log.weight_values(w, va), ls=":", marker=weights_marker(w), color=color, ms=6,
                             lw=1.6, mfc="white")
+            b = best_epoch(log)
+            if b is not None and not log.weight_names:  # best.pt holds these (with averaging: the averaged ones)
+                i = [e.epoch for e in epochs].index(b)
+                best_marked = True
+                for ax, va in ((ax_loss, "val_loss"), (ax_acc, "val_acc")):
+                    ax.plot(x[i], log.epoch_values(va)[i], "*", color=color, ms=15, mec="black", mew=0.7, zorder=4)
         handles.append(Line2D([], [], color=color, lw=2, label=label))
         if not run_notes:
             pass
@@ -183,6 +196,9 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
                  Line2D([], [], color="0.3", marker="o", ls="--", label="validation, per epoch")]
         style += [Line2D([], [], color="0.3", marker=weights_marker(w), mfc="white", ls=":", lw=1.6,
                          label=f"validation, {WEIGHTS_LABELS.get(w, w)}") for w in averaged]
+        if best_marked:
+            style.append(Line2D([], [], color="0.3", marker="*", ms=12, mec="black", mew=0.7, ls="none",
+                                label="best epoch (best.pt)"))
         if len(handles) > 1:  # several runs (Compare): below the panels, where it covers no curve
             fig.legend(handles=style + handles, loc="outside lower center", ncol=min(4, len(style) + len(handles)),
                        fontsize=8, frameon=False)
@@ -304,20 +320,27 @@ def activation_histograms(history: ProbeHistory | RunLog, index: int = -1) -> Fi
     snap = history.snapshot(i)
     layers = [l for l in history.layers if l in snap] or history.layers
     rows, cols = _grid(len(layers))
-    fig = new_figure(1.0 + 2.2 * rows)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    fig = new_figure(1.0 + 2.2 * rows + 2.3)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[0.6 + 2.2 * rows, 2.3])
+    axes = np.atleast_1d(top.subplots(rows, cols, squeeze=False)).ravel()
     colors = layer_colors(len(history.layers))
+    stds = []
     for k, name in enumerate(layers):
         ax = axes[k]
         s = snap.get(name) or {}
         counts = np.asarray([0 if c is None else c for c in s.get("hist") or []], dtype=float)
         lo, hi = _f(s.get("lo")), _f(s.get("hi"))
         mean, std = _f(s.get("mean")), _f(s.get("std"))
+        stds.append(std)
         if counts.size == 0 or counts.sum() == 0 or not (math.isfinite(lo) and math.isfinite(hi)):
             empty_panel(ax, "no finite values\n(NaN/inf)")
         else:
             _draw_hist(ax, counts, lo, hi, colors[history.layers.index(name)])
-        ax.set_title(f"{k + 1}. {name} ({s.get('activation', '?')})\nmean {mean:.3g}  std {std:.3g}", fontsize=9)
+            if math.isfinite(std) and std < (hi - lo) / max(1, counts.size):
+                # narrower than one bin: every collapsed layer draws the same spike, so say its scale in words
+                ax.text(0.03, 0.95, f"all within\none bin:\nstd {std:.1e}", transform=ax.transAxes, ha="left",
+                        va="top", fontsize=8, color="#b2182b")
+        ax.set_title(f"{k + 1}. {name} ({s.get('activation', '?')})\nmean {mean:.3g}  std {std:.3g}", fontsize=8)
         extra = []
         if s.get("dead") is not None and math.isfinite(_f(s.get("dead"))):
             extra.append(f"dead {_f(s['dead']):.0%}")
@@ -333,9 +356,33 @@ def activation_histograms(history: ProbeHistory | RunLog, index: int = -1) -> Fi
             ax.set_xlabel("activation value", fontsize=9)
     for ax in axes[len(layers):]:
         ax.set_visible(False)
+    _std_per_layer(bottom.subplots(), stds, [colors[history.layers.index(n)] for n in layers])
     fig.suptitle(f"Activations on the probe batch at {_step_label(history, i)}"
                  "  (values beyond the range are counted in the edge bins)", fontsize=11)
     return fig
+
+
+def _std_per_layer(ax, stds: Sequence[float], colors: Sequence) -> None:
+    """Bars of each layer's std on a log axis: a collapse over decades, which fixed-range histograms flatten."""
+    ax.set_label("std per layer")
+    x = np.arange(1, len(stds) + 1)
+    v = np.asarray(stds, dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    if not ok.any():
+        empty_panel(ax, "no layer has a positive, finite std")
+        return
+    floor = 10 ** math.floor(math.log10(v[ok].min()) - 0.5)  # bars rise from below the smallest std
+    ax.bar(x[ok], v[ok] - floor, bottom=floor, color=[c for c, o in zip(colors, ok) if o], width=0.7)
+    for xi, vi in zip(x[ok], v[ok]):
+        ax.text(xi, vi, f"{vi:.2g}", ha="center", va="bottom", fontsize=7.5)
+    log_scale(ax)
+    ax.set_ylim(floor, v[ok].max() * 4)
+    ax.set_xticks(x)
+    ax.tick_params(labelsize=8)
+    ax.set(xlabel="layer (input to output)", ylabel="std (log scale)")
+    ax.set_title("Std of each layer's activations: a fall by decades is a collapse (the histograms' fixed range "
+                 "draws every collapsed layer alike)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
 
 
 # -- probes: over training ----------------------------------------------------------------

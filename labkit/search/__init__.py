@@ -12,7 +12,7 @@ _EXPORTS = {
     **{n: ".space" for n in ("Space", "Param", "SYNTAX", "parse_param", "SAMPLERS", "PRUNERS")},
     **{n: ".storage" for n in ("load_study", "study_setup", "open_storage", "default_journal", "describe",
                                "SearchSetup", "storage_url", "trial_is_counted", "fail_stale_trials")},
-    **{n: ".analysis" for n in ("refine", "border_warnings", "bergstra_demo", "BergstraResult", "trial_rows",
+    **{n: ".analysis" for n in ("refine", "refine_with_notes", "border_warnings", "bergstra_demo", "BergstraResult", "trial_rows",
                                 "trials_table", "trial_curves", "importances", "plane_axes")},
     **{n: ".run" for n in ("run_search", "compare_samplers", "sample_points", "core_shares", "create_or_resume",
                            "make_sampler", "make_pruner", "TrialFailed", "TrialInterrupted", "worker_main")},

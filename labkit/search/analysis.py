@@ -41,16 +41,26 @@ def refine(study: Any, storage: Any = None, top: int = 5) -> Space:
 
     Each range shrinks to the span of the top-k values plus a quarter of that span
     on each side (at least 5% of the old range), clipped to the old range; each
-    choice keeps only the values the top-k used (one value fixes the field).
+    choice keeps only the values the top-k used (one value fixes the field). Where
+    the best trial sits at an end of its range (what `border_warnings` warns of),
+    that end is widened past the old range instead, as far as the warning suggests;
+    `refine_with_notes` also says which ranges were widened.
     """
+    return refine_with_notes(study, storage, top)[0]
+
+
+def refine_with_notes(study: Any, storage: Any = None, top: int = 5) -> tuple[Space, list[str]]:
+    """`refine`'s space and one line per range it widened past the coarse range (best trial at its edge)."""
     if top < 1:
         raise LabkitError(f"top={top}; refine needs the best k >= 1 trials")
     s = _as_study(study, storage)
-    space = study_setup(s).space
-    best = completed_trials(s)[:top]
+    setup = study_setup(s)
+    space = setup.space
+    ranked = completed_trials(s)
+    best = ranked[:top]
     if not best:
         raise LabkitError(f"study {s.study_name!r} has no completed trials to refine around; run it first")
-    params = []
+    params, notes = [], []
     for p in space:
         vals = [t.params[p.path] for t in best if p.path in t.params]
         if not vals:
@@ -72,8 +82,27 @@ def refine(study: Any, storage: Any = None, top: int = 5) -> Space:
             lo, hi = max(p.low, _round_sig(lo)), min(p.high, _round_sig(hi))
             if not lo < hi:
                 lo, hi = p.from_unit(lo_u), p.from_unit(hi_u)
+        side = _border_side(p, best[0])
+        wider = _widen(p, side, setup.base) if side else None
+        if wider is not None:
+            # the optimum may lie past the edge the best trial touches: clipping there would keep it out for good
+            if side == "upper":
+                hi = wider.high
+            else:
+                lo = wider.low
+            notes.append(f"{p.path}: the best trial (#{best[0].number}) has {p.path}={best[0].params[p.path]:.4g}, "
+                         f"at the {'top' if side == 'upper' else 'bottom'} of {p.spec().split('=', 1)[1]}; the fine "
+                         f"range goes past that end: {Param(p.path, p.kind, lo, hi, p.log).spec().split('=', 1)[1]}")
         params.append(Param(p.path, p.kind, lo, hi, p.log))
-    return Space(params)
+    return Space(params), notes
+
+
+def _border_side(p: Param, trial: Any, edge: float = EDGE) -> str | None:
+    """'upper' or 'lower' when the trial's value of range `p` lies within `edge` of that end; else None."""
+    if not p.is_range or p.path not in trial.params:
+        return None
+    u = p.to_unit(trial.params[p.path])
+    return "upper" if u >= 1 - edge else "lower" if u <= edge else None
 
 
 def border_warnings(study: Any, space: Space | None = None, storage: Any = None, edge: float = EDGE) -> list[str]:
@@ -91,9 +120,9 @@ def border_warnings(study: Any, space: Space | None = None, storage: Any = None,
             continue
         v = best.params[p.path]
         u = p.to_unit(v)
-        if edge < u < 1 - edge:
+        side = _border_side(p, best, edge)
+        if side is None:
             continue
-        side = "upper" if u >= 1 - edge else "lower"
         near = sum(1 for t in top if p.path in t.params and
                    (p.to_unit(t.params[p.path]) >= 1 - edge if side == "upper" else p.to_unit(t.params[p.path]) <= edge))
         wider = _widen(p, side, setup.base)
@@ -310,24 +339,66 @@ def bergstra_demo(budgets: Iterable[int] = (4, 9, 16, 25, 36, 49, 64, 81, 100), 
         ties.append(float(np.mean(np.abs(r - g) <= 1e-12)))
         gbest.append(float(g.mean()))
         rbest.append(float(r.mean()))
-    # one repeat at budget 9 for the picture, as in the paper's figure 1
-    k, cx, cy = 3, 0.42, 0.6
-    gx = np.array(axis.grid(k))
+    example = _bergstra_example(repeats, weight, width, seed)
+    return BergstraResult(budgets, repeats, wins, ties, gbest, rbest, weight, example)
+
+
+def _bergstra_example(repeats: int, weight: float, width: float, seed: int, k: int = 3) -> dict[str, Any]:
+    """One repeat at budget k*k for the picture (as in the paper's figure 1), and where grid would have won.
+
+    Of `repeats` fresh draws (peak position and random points), the picture shows the median one of those
+    random search won (the usual outcome, neither its best nor its narrowest win), and the note says how
+    often the grid won instead. For that draw's random points, `luck` lists the peak positions where the
+    grid would have won: near its k values of x.
+    """
+    rng = np.random.default_rng(seed + 1)
+    gx = np.array(Param("x", "float", 0.0, 1.0).grid(k))
     GX, GY = np.meshgrid(gx, gx, indexing="ij")
-    rx, ry = rng.uniform(0, 1, (2, k * k))
+    cx, cy = rng.uniform(0.05, 0.95, (2, repeats))
+    rx, ry = rng.uniform(0, 1, (2, repeats, k * k))
 
-    def f(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _bump(x, cx, width) + weight * _bump(y, cy, 0.3)
+    def score(x: np.ndarray, y: np.ndarray, i: np.ndarray | int) -> np.ndarray:
+        return _bump(x, np.asarray(cx[i])[..., None], width) + weight * _bump(y, np.asarray(cy[i])[..., None], 0.3)
 
-    example = {
+    idx = np.arange(repeats)
+    margin = score(rx, ry, idx).max(1) - score(GX.ravel()[None], GY.ravel()[None], idx).max(1)
+    won = np.flatnonzero(margin > 1e-12)
+    pool = won if len(won) else idx
+    i = int(pool[np.argsort(margin[pool])[len(pool) // 2]])
+    grid_wins = float(np.mean(margin < -1e-12))
+    # for this draw's points: every peak position 0.05..0.95 (where peaks are drawn), does the grid win there?
+    centres = np.linspace(0.05, 0.95, 901)
+    g_best = (_bump(GX.ravel()[None], centres[:, None], width) + weight * _bump(GY.ravel()[None], cy[i], 0.3)).max(1)
+    r_best = (_bump(rx[i][None], centres[:, None], width) + weight * _bump(ry[i][None], cy[i], 0.3)).max(1)
+    lucky = g_best > r_best + 1e-12
+    luck, start = [], None
+    for c, w in zip(centres, lucky):
+        if w and start is None:
+            start = c
+        if not w and start is not None:
+            luck.append((float(start), float(c)))
+            start = None
+    if start is not None:
+        luck.append((float(start), float(centres[-1])))
+
+    def f(x: float, y: float) -> float:
+        return float(_bump(np.float64(x), cx[i], width) + weight * _bump(np.float64(y), cy[i], 0.3))
+
+    xs = np.linspace(0, 1, 400)
+    note = (f"One of {repeats} draws (the median of those random search won): the grid tries {k} values of x, "
+            f"random search {k * k}, so one of them lands near the peak of g. The grid wins only by luck, when the "
+            f"peak falls near one of its {k} x values: against these random points, a peak in the shaded "
+            f"{lucky.mean():.0%} of the axis; over all {repeats} draws the grid won {grid_wins:.0%} of the time.")
+    return {
         "grid": [{"params": {"x": float(a), "y": float(c)}, "value": float(f(a, c))}
                  for a, c in zip(GX.ravel(), GY.ravel())],
         "random": [{"params": {"x": float(a), "y": float(c)}, "value": float(f(a, c))}
-                   for a, c in zip(rx, ry)],
-        "x_curve": (np.linspace(0, 1, 400).tolist(), _bump(np.linspace(0, 1, 400), cx, width).tolist()),
-        "y_curve": (np.linspace(0, 1, 400).tolist(), (weight * _bump(np.linspace(0, 1, 400), cy, 0.3)).tolist()),
+                   for a, c in zip(rx[i], ry[i])],
+        "x_curve": (xs.tolist(), _bump(xs, cx[i], width).tolist()),
+        "y_curve": (xs.tolist(), (weight * _bump(xs, cy[i], 0.3)).tolist()),
+        "peak": (float(cx[i]), float(cy[i])), "margin": float(margin[i]), "grid_wins": grid_wins,
+        "luck": luck, "luck_fraction": float(lucky.mean()), "note": note,
     }
-    return BergstraResult(budgets, repeats, wins, ties, gbest, rbest, weight, example)
 
 
 def demo_params() -> tuple[Param, Param]:

@@ -1,4 +1,5 @@
-"""The training core: one step (step.py), the hook lifecycle (hooks.py), the loop (loop.py), probes (probes.py).
+"""The training core: one step (step.py), the hook lifecycle (hooks.py), the loop (loop.py), probes (probes.py),
+data parallel (launch.py starts torchrun, distributed.py is a worker's part, replicas.py what the loop asks).
 
     from labkit.training import train, TrainHook
     run = train(config)                      # or background=True, hooks=[...], callbacks=[...], lr_scales={...}
@@ -15,6 +16,7 @@ _EXPORTS = {
     "Probes": ".probes",
     **{n: ".averaging" for n in ("EMAHook", "SWAHook", "ema_decay", "recompute_bn")},
     **{n: ".snapshots" for n in ("Snapshots", "log_probs", "score_members")},
+    "LaunchedRun": ".launch",  # train() returns one for train.nproc > 1; labkit.training.launch.launch for several machines
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -68,7 +68,7 @@ def recompute_bn(averaged: nn.Module, data: Data, config: Config, images: int = 
     """
     rng = torch.get_rng_state()
     try:
-        with autocast(resolve_precision(config)):
+        with autocast(resolve_precision(config), next(averaged.parameters()).device):
             update_bn(bn_batches(data, config.train.eval_batch_size, images), averaged)
     finally:
         torch.set_rng_state(rng)

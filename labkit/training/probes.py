@@ -29,6 +29,7 @@ from ..activations import ACTIVATIONS, is_activation
 from ..config import ProbeConfig
 from ..errors import LabkitError
 from ..events import ProbeEvent
+from ..models import DropConnectLinear
 from .hooks import TrainContext, TrainHook
 
 PRE_RANGE = (-4.0, 4.0)  # histogram range of activation inputs (pre-activations), in units of a unit-variance input
@@ -118,7 +119,7 @@ class Probes(TrainHook):
     The activation statistics come from a separate forward pass on a FIXED probe
     batch (the first `cfg.batch` examples of a seeded permutation of the training
     set, unaugmented), so snapshots are comparable across steps and runs. That
-    pass runs under no_grad with dropout off (dropout would draw from the global
+    pass runs under no_grad with dropout and DropConnect off (they would draw from the global
     RNG) and with batch norm using batch statistics but not updating its running
     averages (track_running_stats is switched off for the pass), so training
     with probes on takes exactly the steps it takes with probes off.
@@ -177,7 +178,7 @@ class Probes(TrainHook):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
                 changed.append((m, "track_running_stats", True))
                 m.track_running_stats = False
-            elif isinstance(m, nn.modules.dropout._DropoutNd) and m.training:
+            elif isinstance(m, (nn.modules.dropout._DropoutNd, DropConnectLinear)) and m.training:
                 changed.append((m, "training", True))
                 m.training = False
         try:

@@ -32,7 +32,7 @@ def log_probs(model: nn.Module, data: Data, split: str, batch_size: int = 1000, 
     model.eval()
     out = []
     for x, _ in eval_batches(data, split, batch_size):
-        with autocast(precision):
+        with autocast(precision, x.device):
             logits = model(x)
             if tta and data.kind == "image":
                 logits = 0.5 * (logits + model(x.flip(3)))

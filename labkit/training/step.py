@@ -71,7 +71,7 @@ class TrainStep:
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, loss) of the batch in the run's precision, with the graph kept for backward."""
-        with autocast(self.precision):
+        with autocast(self.precision, x.device):
             logits = self.model(x)
             loss = loss_fn(logits, target, self.config, self.model)
         return logits, loss

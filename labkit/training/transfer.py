@@ -42,7 +42,7 @@ from ..runs import RunRecord, load_run
 from ..validate import freeze_depth
 from .hooks import TrainContext, TrainHook
 
-NOT_SHAPING = ("init", "dropout", "init_from", "freeze")  # model settings that leave its tensors' shapes alone
+NOT_SHAPING = ("init", "dropout", "dropconnect", "init_from", "freeze")  # model settings that leave its tensors' shapes alone
 
 
 def uses_transfer(config: Config) -> bool:
@@ -275,13 +275,13 @@ def features_of(front: nn.Module, data: Data, split: str, batch_size: int, mirro
     out = []
     for i in range(0, len(x_all), batch_size):
         x = data.to_input(x_all[i:i + batch_size])
-        with autocast(precision):
+        with autocast(precision, x.device):
             f = front(x).float()
             if mirror:
                 f = 0.5 * (f + front(x.flip(3)).float())
         out.append(f)
     if not out:
-        with autocast(precision):
+        with autocast(precision, x_all.device):
             return front(data.to_input(data.train_x[:1])).float()[:0]
     return torch.cat(out)
 
@@ -296,8 +296,9 @@ def feature_data(front: nn.Module, data: Data, config: Config) -> Data:
         data = dataclasses.replace(data, test_x=data.test_x[:0], test_y=data.test_y[:0])
     parts = {split: features_of(front, data, split, t.eval_batch_size, mirror and split != "train", precision)
              for split in ("train", "val", "test")}
+    dev = parts["train"].device  # the identity normalization lives where the features do
     return Data(data.name, "features", list(data.classes), parts["train"], data.train_y, parts["val"], data.val_y,
-                parts["test"], data.test_y)
+                parts["test"], data.test_y, torch.zeros(1, device=dev), torch.ones(1, device=dev))
 
 
 @torch.no_grad()

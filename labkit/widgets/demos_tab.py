@@ -1,4 +1,4 @@
-"""The Demos tab: the lectures' initialization demo, optimizer trajectories and transfer-learning table.
+"""The Demos tab: the lectures' initialization demo, optimizer trajectories, transfer-learning table and concept demos.
 
 The first two are driven by the Train tab's controls: the init demo uses the chosen activation (and marks
 the chosen initializer); the trajectories include the chosen optimizer, and the note says which were drawn.
@@ -15,7 +15,7 @@ import ipywidgets as W
 
 from ..config import Config
 from ..errors import LabkitError
-from ..optimizers import OPTIMIZERS, needs_closure
+from ..optimizers import OPTIMIZERS
 from .live import png, png_image
 
 INITS = ("zeros", "small", "large", "xavier", "kaiming")
@@ -43,7 +43,7 @@ class DemosTab:
         self.init_note = W.HTML()
         self.init_img = png_image(width="100%", max_width="900px")
         self.surface = W.Dropdown(options=_surfaces(), description="surface", style=style)
-        names = [n for n in OPTIMIZERS.names() if not needs_closure(n)]
+        names = OPTIMIZERS.names()  # L-BFGS too: the demo gives it the closure its line search needs
         # every name visible at once: a selected one below the list's fold looks unselected
         self.optims = W.SelectMultiple(options=names, value=("sgd", "momentum", "adam"), rows=len(names),
                                        description="optimizers", style=style)
@@ -52,6 +52,9 @@ class DemosTab:
         self.opt_btn.on_click(lambda _: self._start(self.run_optimizers))
         self.opt_note = W.HTML()
         self.opt_img = png_image(width="100%", max_width="900px")
+        self.adam_btn = W.Button(description="Adam: bias correction", icon="play",
+                                 tooltip="Adam's first steps on the chosen surface with and without bias correction")
+        self.adam_btn.on_click(lambda _: self._start(self.run_adam))
         self.small = W.IntText(value=DEFAULTS["small"], description="small /class", style=style,
                                layout=W.Layout(width="170px"))
         self.large = W.IntText(value=DEFAULTS["large"], description="large /class", style=style,
@@ -60,21 +63,59 @@ class DemosTab:
         self.transfer_btn.on_click(lambda _: self._start(self.run_transfer))
         self.transfer_note = W.HTML()
         self.transfer_img = png_image(width="100%", max_width="900px")
+        from ..demos import LARGE_BATCH
+
+        self.lb_small = W.IntText(value=LARGE_BATCH["small"], description="small batch", style=style,
+                                  layout=W.Layout(width="170px"))
+        self.lb_large = W.IntText(value=LARGE_BATCH["large"], description="large batch", style=style,
+                                  layout=W.Layout(width="170px"))
+        self.lb_epochs = W.FloatText(value=LARGE_BATCH["epochs"], description="epochs", style=style,
+                                     layout=W.Layout(width="150px"))
+        self.lb_btn = W.Button(description="Run large-batch demo", button_style="primary", icon="play")
+        self.lb_btn.on_click(lambda _: self._start(self.run_large_batch))
+        self.lb_note = W.HTML()
+        self.lb_img = png_image(width="100%", max_width="900px")
+        self.mp_btn = W.Button(description="Show model parallelism", icon="sitemap")
+        self.mp_btn.on_click(lambda _: self._start(self.run_model_parallel))
+        self.mp_img = png_image(width="100%", max_width="900px")
+        from ..concepts import CONCEPTS
+
+        self.concept = W.Dropdown(options=[(f"{e.name}: {e.help}", e.name) for e in CONCEPTS], description="demo",
+                                  style=style, layout=W.Layout(width="640px"))
+        self.concept_btn = W.Button(description="Run concept demo", button_style="primary", icon="play")
+        self.concept_btn.on_click(lambda _: self._start(self.run_concept))
+        self.concept_note = W.HTML()
+        self.concept_img = png_image(width="100%", max_width="900px")
         self.widget = W.VBox([
             W.HTML("<h3 style='margin:4px 0'>Weight initialization</h3><span style='color:#555'>Activation statistics "
                    "of a deep MLP on random inputs for each initializer, using the <b>activation</b> chosen in the "
-                   "Train tab (try tanh, then relu).</span>"),
+                   "Train tab (try tanh, then relu: Xavier keeps tanh's scale, a deep ReLU net collapses with it and He "
+                   "fixes that; xavier_gain is Xavier times the activation's gain).</span>"),
             W.HBox([self.depth, self.width, self.init_btn]), self.init_note, self.init_img,
             W.HTML("<h3 style='margin:12px 0 4px'>Optimizers on ravines and saddles</h3><span style='color:#555'>"
                    "Select the optimizers to compare (ctrl/cmd-click for several); the note under the "
                    "button says which were drawn.</span>"),
-            W.HBox([self.surface, self.optims, W.VBox([self.steps, self.opt_btn])]), self.opt_note, self.opt_img,
+            W.HBox([self.surface, self.optims, W.VBox([self.steps, self.opt_btn, self.adam_btn])]), self.opt_note,
+            self.opt_img,
             W.HTML("<h3 style='margin:12px 0 4px'>Transfer learning: the four quadrants</h3><span style='color:#555'>"
                    "A network trained on CIFAR-10's animals learns the vehicles (similar) and generated shapes "
                    "(different) from a small and a large set, three ways each: from scratch, a linear probe, "
                    "fine-tuning. The source is trained once (minutes) and kept in the run store; then it offers "
                    "itself under Transfer &rarr; start from.</span>"),
             W.HBox([self.small, self.large, self.transfer_btn]), self.transfer_note, self.transfer_img,
+            W.HTML("<h3 style='margin:12px 0 4px'>Large batches: the linear scaling rule and warmup</h3><span "
+                   "style='color:#555'>Four CIFAR-10 runs at equal epochs: the small batch; the large batch at the "
+                   "same learning rate (fewer steps, so it moves less); with the linear rule (peak LR x large/small); "
+                   "and with the rule plus warmup. The runs go into the run store and are reused (the first time "
+                   "takes minutes). A run with <b>processes</b> (Scale section) &gt; 1 trains data-parallel in worker "
+                   "processes; <b>BN group</b> shows what per-replica batch norm does.</span>"),
+            W.HBox([self.lb_small, self.lb_large, self.lb_epochs, self.lb_btn, self.mp_btn]), self.lb_note,
+            self.lb_img, self.mp_img,
+            W.HTML("<h3 style='margin:12px 0 4px'>Lecture concepts, measured</h3><span style='color:#555'>Each trains "
+                   "small real models (a 2-D set; CIFAR-10 for preprocessing) in a few seconds and prints what it "
+                   "measured: sigmoid's zig-zag, dead ReLUs, preprocessing, batch norm, cross-validation, early "
+                   "stopping, L1 vs L2, dropout's scaling. The Train tab's seed and data directory are used.</span>"),
+            W.HBox([self.concept, self.concept_btn]), self.concept_note, self.concept_img,
         ])
 
     def _start(self, fn: Callable[[], None]) -> threading.Thread:
@@ -106,7 +147,7 @@ class DemosTab:
 
         cfg = self._config()
         names = list(self.optims.value)
-        added = cfg.optim.name not in names and not needs_closure(cfg.optim.name)
+        added = cfg.optim.name not in names
         if added:
             names.append(cfg.optim.name)
         self.opt_note.value = f"<i>running {', '.join(names)} on {self.surface.value}...</i>"
@@ -118,6 +159,42 @@ class DemosTab:
                                       if added else ""))
         except LabkitError as e:
             self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+
+    def run_adam(self) -> None:
+        """Draw Adam's first steps with and without bias correction on the chosen surface."""
+        from ..demos import adam_bias_correction
+        from ..plots import adam_bias_correction as draw
+
+        self.opt_note.value = f"<i>running Adam with and without bias correction on {self.surface.value}...</i>"
+        try:
+            result = adam_bias_correction(self.surface.value)
+            self.opt_img.value = png(draw(result))
+            first = ", ".join(f"{v:.1f}" for v in result["step_size"]["without"][:5])
+            self.opt_note.value = (f"Adam, lr {result['lr']:g}: its first steps are 1.0x lr with the bias correction "
+                                   f"and {first}x lr without it")
+        except LabkitError as e:
+            self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+
+    def run_concept(self) -> None:
+        """Compute and draw the chosen concept demo (labkit.concepts), with what it measured as text."""
+        import inspect
+
+        from ..concepts import CONCEPTS
+        from ..plots.concepts import concept_figure
+
+        name, cfg = self.concept.value, self._config()
+        fn = CONCEPTS.get(name)
+        kwargs = {"data_root": cfg.data.root} if "data_root" in inspect.signature(fn).parameters else {}
+        self.concept_btn.disabled = True
+        self.concept_note.value = f"<i>running {html.escape(name)}...</i>"
+        try:
+            result = fn(seed=cfg.train.seed, **kwargs)
+            self.concept_img.value = png(concept_figure(name, result))
+            self.concept_note.value = "<br>".join(html.escape(line) for line in result["lines"])
+        except LabkitError as e:
+            self.concept_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+        finally:
+            self.concept_btn.disabled = False
 
     def run_transfer(self) -> None:
         """Measure and draw the four quadrants (the source from the run store when it is there)."""
@@ -139,3 +216,38 @@ class DemosTab:
             self.transfer_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
         finally:
             self.transfer_btn.disabled = False
+
+    def run_large_batch(self) -> None:
+        """Measure and draw the large-batch demo into the lab's run store (runs found there are reused)."""
+        from ..demos import large_batch_demo, large_batch_rows
+        from ..plots import large_batch
+
+        self.lb_btn.disabled = True
+
+        def say(text: str) -> None:
+            self.lb_note.value = f"<i>{html.escape(text)}...</i>"
+
+        try:
+            cfg = self._config()  # its data directory and seed; the runs are the recipe's, as `labkit demo` trains
+            base = Config().replace(**{"data.root": cfg.data.root})
+            result = large_batch_demo(self._out(), base=base, small=self.lb_small.value, large=self.lb_large.value,
+                                      epochs=float(self.lb_epochs.value), seed=cfg.train.seed, progress=say)
+            self.lb_img.value = png(large_batch(result))
+            self.lb_note.value = ("<pre style='margin:0'>" + html.escape("\n".join(large_batch_rows(result)))
+                                  + f"</pre>{result['seconds']:.0f} s")
+        except LabkitError as e:
+            self.lb_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+        finally:
+            self.lb_btn.disabled = False
+
+    def run_model_parallel(self) -> None:
+        """Draw the Train tab's convnet cut across two devices (the recipe's convnet for other models)."""
+        from ..config import ModelConfig
+        from ..demos import model_split
+        from ..plots import model_parallel
+
+        m = self._config().model
+        try:
+            self.mp_img.value = png(model_parallel(model_split(m if m.kind == "convnet" else ModelConfig(), 2)))
+        except LabkitError as e:
+            self.lb_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"

@@ -8,7 +8,8 @@ created while a run trains). Each card's button draws the figure that shows
 the evidence, from the rows and probe snapshots received so far (or from a
 stored run's files). "Check this config" runs the pre-training checks and
 the LR range test on a background thread; "Use suggested LR" puts the
-suggestion into the LR control. Nothing stale stays live: a new run clears
+suggestion into the LR control (when the curve gives none, the button says
+so and stays disabled). Nothing stale stays live: a new run clears
 the cards and the plot of the previous one, and once the settings differ
 from those checked, the check's result is marked as being for other
 settings and its "Use suggested LR" button is disabled. Each finding's fixes (config path -> value)
@@ -319,6 +320,7 @@ class DiagnosePanel:
             self.check_status.value = "<i>no configuration to check</i>"
             return None
         self.check_btn.disabled, self.use_lr_btn.disabled = True, True
+        self.use_lr_btn.description, self.use_lr_btn.tooltip = "Use suggested LR", ""
         self.check_status.value = "<i>checking...</i>"
         self.check_text.value, self.check_img.value = "", b""
         self.check_config, self.check_stale, self.suggested_lr = None, False, None
@@ -344,6 +346,11 @@ class DiagnosePanel:
         if self.suggested_lr is not None and self.apply_lr is not None:
             self.use_lr_btn.description = f"Use suggested LR {self.suggested_lr:.2g}"
             self.use_lr_btn.disabled = False
+        elif report.lr is not None and report.lr.why_none:  # a flat curve: the button says so and stays off
+            self.use_lr_btn.description = "No usable LR suggestion"
+            self.use_lr_btn.tooltip = report.lr.why_none
+            self.check_status.value += (f"<br><span style='color:{STYLE['warn'][0]}'>LR range test: no usable "
+                                        f"suggestion: {html.escape(report.lr.why_none)}</span>")
         try:  # the settings may have changed while the check ran
             self.settings_changed(self.base().validate())
         except LabkitError:
