@@ -176,3 +176,21 @@ def test_runs_table_shows_how_far_a_killed_run_got(run_store, capsys):
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.id))
     status, epochs = row.split()[1:3]
     assert status == "killed" and float(epochs) == 3.0, row  # it was "-": the end summary never came
+
+
+def test_the_progress_bar_ends_on_the_last_epochs_validation():
+    """The last epoch's validation has no step after it: the bar must show it, not the epoch before's."""
+    import io
+
+    from labkit.events import EndEvent, EpochEvent, StartEvent, StepEvent
+    from labkit.training.progress import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(file=out, mininterval=0)
+    bar(StartEvent("r", "d", 2, 1, 10, 2, 5))
+    for step, val in ((1, 0.5), (2, 0.75)):
+        bar(StepEvent(step, float(step), 0.7, 0.5, 0.1, 0.0))
+        bar(EpochEvent(step, step, 0.7, 0.5, 0.6, val, 0.1, 0.0, True))
+    bar(EndEvent("completed", "done"))
+    last = out.getvalue().split("\r")[-1]
+    assert "val 0.750" in last and "ep 2.0" in last, last

@@ -13,14 +13,18 @@ class ProgressBar:
         self.kwargs = tqdm_kwargs
         self.bar = None
         self.val = ""
+        self.step = ""
 
     def __call__(self, e: Event) -> None:
         if isinstance(e, StartEvent):
             self.bar = tqdm(total=e.total_steps, unit="step", dynamic_ncols=True, **self.kwargs)
         elif isinstance(e, StepEvent) and self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix_str(f"ep {e.epoch:.1f} loss {e.loss:.3f} acc {e.acc:.2f} lr {e.lr:.2e}{self.val}", refresh=False)
+            self.step = f"ep {e.epoch:.1f} loss {e.loss:.3f} acc {e.acc:.2f} lr {e.lr:.2e}"
+            self.bar.set_postfix_str(self.step + self.val, refresh=False)
         elif isinstance(e, EpochEvent) and e.val_acc is not None:
             self.val = f" val {e.val_acc:.3f}"
+            if self.bar is not None:  # shown now: the last epoch's validation has no step after it
+                self.bar.set_postfix_str(self.step + self.val)
         elif isinstance(e, EndEvent) and self.bar is not None:
             self.bar.close()
