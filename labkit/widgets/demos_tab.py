@@ -38,20 +38,14 @@ class DemosTab:
         style = {"description_width": "80px"}
         self.depth = W.IntSlider(value=10, min=2, max=20, description="depth", style=style)
         self.width = W.IntSlider(value=500, min=50, max=1000, step=50, description="width", style=style)
-        self.init_btn = W.Button(description="Run init demo", button_style="primary", icon="play")
-        self.init_btn.on_click(lambda _: self._start(self.run_init))
-        self.init_note = W.HTML()
-        self.init_img = png_image(width="100%", max_width="900px")
+        self.init_btn, self.init_note, self.init_img = self._card("Run init demo", self.run_init)
         self.surface = W.Dropdown(options=_surfaces(), description="surface", style=style)
         names = OPTIMIZERS.names()  # L-BFGS too: the demo gives it the closure its line search needs
         # every name visible at once: a selected one below the list's fold looks unselected
         self.optims = W.SelectMultiple(options=names, value=("sgd", "momentum", "adam"), rows=len(names),
                                        description="optimizers", style=style)
         self.steps = W.IntSlider(value=150, min=20, max=500, step=10, description="steps", style=style)
-        self.opt_btn = W.Button(description="Run trajectories", button_style="primary", icon="play")
-        self.opt_btn.on_click(lambda _: self._start(self.run_optimizers))
-        self.opt_note = W.HTML()
-        self.opt_img = png_image(width="100%", max_width="900px")
+        self.opt_btn, self.opt_note, self.opt_img = self._card("Run trajectories", self.run_optimizers)
         self.adam_btn = W.Button(description="Adam: bias correction", icon="play",
                                  tooltip="Adam's first steps on the chosen surface with and without bias correction")
         self.adam_btn.on_click(lambda _: self._start(self.run_adam))
@@ -59,10 +53,7 @@ class DemosTab:
                                layout=W.Layout(width="170px"))
         self.large = W.IntText(value=DEFAULTS["large"], description="large /class", style=style,
                                layout=W.Layout(width="170px"))
-        self.transfer_btn = W.Button(description="Run transfer demo", button_style="primary", icon="play")
-        self.transfer_btn.on_click(lambda _: self._start(self.run_transfer))
-        self.transfer_note = W.HTML()
-        self.transfer_img = png_image(width="100%", max_width="900px")
+        self.transfer_btn, self.transfer_note, self.transfer_img = self._card("Run transfer demo", self.run_transfer)
         from ..demos import LARGE_BATCH
 
         self.lb_small = W.IntText(value=LARGE_BATCH["small"], description="small batch", style=style,
@@ -71,10 +62,7 @@ class DemosTab:
                                   layout=W.Layout(width="170px"))
         self.lb_epochs = W.FloatText(value=LARGE_BATCH["epochs"], description="epochs", style=style,
                                      layout=W.Layout(width="150px"))
-        self.lb_btn = W.Button(description="Run large-batch demo", button_style="primary", icon="play")
-        self.lb_btn.on_click(lambda _: self._start(self.run_large_batch))
-        self.lb_note = W.HTML()
-        self.lb_img = png_image(width="100%", max_width="900px")
+        self.lb_btn, self.lb_note, self.lb_img = self._card("Run large-batch demo", self.run_large_batch)
         self.mp_btn = W.Button(description="Show model parallelism", icon="sitemap")
         self.mp_btn.on_click(lambda _: self._start(self.run_model_parallel))
         self.mp_img = png_image(width="100%", max_width="900px")
@@ -82,10 +70,7 @@ class DemosTab:
 
         self.concept = W.Dropdown(options=[(f"{e.name}: {e.help}", e.name) for e in CONCEPTS], description="demo",
                                   style=style, layout=W.Layout(width="640px"))
-        self.concept_btn = W.Button(description="Run concept demo", button_style="primary", icon="play")
-        self.concept_btn.on_click(lambda _: self._start(self.run_concept))
-        self.concept_note = W.HTML()
-        self.concept_img = png_image(width="100%", max_width="900px")
+        self.concept_btn, self.concept_note, self.concept_img = self._card("Run concept demo", self.run_concept)
         self.widget = W.VBox([
             W.HTML("<h3 style='margin:4px 0'>Weight initialization</h3><span style='color:#555'>Activation statistics "
                    "of a deep MLP on random inputs for each initializer, using the <b>activation</b> chosen in the "
@@ -117,6 +102,12 @@ class DemosTab:
                    "stopping, L1 vs L2, dropout's scaling. The Train tab's seed and data directory are used.</span>"),
             W.HBox([self.concept, self.concept_btn]), self.concept_note, self.concept_img,
         ])
+
+    def _card(self, description: str, fn: Callable[[], None]) -> tuple[W.Button, W.HTML, W.Image]:
+        """A demo's Run button (running `fn` on a thread), its note line and its figure."""
+        btn = W.Button(description=description, button_style="primary", icon="play")
+        btn.on_click(lambda _: self._start(fn))
+        return btn, W.HTML(), png_image(width="100%", max_width="900px")
 
     def _start(self, fn: Callable[[], None]) -> threading.Thread:
         t = threading.Thread(target=fn, daemon=True, name="labkit-lab-demo")
