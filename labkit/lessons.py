@@ -35,21 +35,24 @@ THREADS = 1
 SIZES: dict[str, dict[str, tuple[Any, Any]]] = {
     "activations": {"points": (600, 200), "epochs": (8, 1), "zigzag_steps": (600, 100)},
     "preprocessing": {"subset": (2000, 300), "epochs": (5, 2)},
-    "initialization": {"depth": (10, 10), "width": (500, 200), "n": (1000, 300), "subset": (1000, 300),
+    "initialization": {"depth": (10, 6), "width": (500, 200), "n": (1000, 300), "subset": (1000, 300),
                        "epochs": (3, 1)},
     "batchnorm": {"epochs": (8, 3)},
     "babysitting": {"subset": (1000, 300), "lr_iters": (100, 20), "overfit_steps": (300, 60), "epochs": (4, 1)},
     "search": {"trials": (9, 4), "epochs": (3, 1), "points": (600, 300), "repeats": (500, 100), "cv_repeats": (4, 2),
-               "cv_epochs": (20, 8)},
+               "cv_epochs": (20, 4)},
     "optimizers": {"epochs": (6, 2), "points": (600, 300)},
     "schedules": {"epochs": (20, 6), "es_epochs": (60, 60)},
-    "regularization": {"subset": (1000, 300), "epochs": (20, 3), "l1_epochs": (30, 4), "dropout_epochs": (10, 2)},
-    "ensembles": {"members": (3, 2), "subset": (1000, 300), "epochs": (12, 2)},
-    # rows: the transfer table's sizes measured (fast mode measures the small row; the figure marks the other)
+    "regularization": {"subset": (1000, 300), "val_size": (500, 200), "epochs": (20, 2), "l1_epochs": (30, 2),
+                       "dropout_epochs": (10, 1), "preview": (6, 3)},
+    "ensembles": {"members": (3, 2), "subset": (1000, 300), "epochs": (12, 1)},
+    # rows, columns: the transfer table's sizes and targets measured (fast mode measures the small, similar
+    # quadrant only; the figure marks the others "not measured")
     "transfer": {"source_images": (6000, 300), "source_epochs": (6, 1), "small": (20, 5), "large": (100, 20),
-                 "small_steps": (60, 10), "large_steps": (120, 20), "rows": (("small", "large"), ("small",))},
+                 "small_steps": (60, 10), "large_steps": (120, 20), "rows": (("small", "large"), ("small",)),
+                 "columns": (("similar", "different"), ("similar",))},
     # test: score each run on the 10,000 test images too (fast mode reads the validation accuracy only)
-    "scale": {"subset": (2048, 512), "epochs": (4, 1), "small": (32, 16), "large": (256, 64), "test": (True, False)},
+    "scale": {"subset": (2048, 256), "epochs": (4, 1), "small": (32, 16), "large": (256, 64), "test": (True, False)},
 }
 
 

@@ -120,7 +120,7 @@ def checks_figure(report: "CheckReport") -> Figure:
             ax_init.set_ylim(0, max(v["band_high"], max(b[1] for b in bars)) * 1.12)
         ax_init.set_xticks(xs, [b[0] for b in bars])
         ax_init.set_ylabel("cross-entropy loss")
-        ax_init.set_title(f"initial loss: {'PASS' if init.passed else 'FAIL'} ({v['ratio']:.2f} x ln C)", loc="left",
+        ax_init.set_title(f"initial loss: {'PASS' if init.passed else 'FAIL'} ({v['excess']:+.2f} nats from ln C)", loc="left",
                           color=PASS_COLOR if init.passed else FAIL_COLOR)
         ax_init.legend(fontsize=8, loc="upper left")
     fit = next((c for c in report.checks if c.name.startswith("overfit")), None)

@@ -151,7 +151,7 @@ def batchnorm(result: Mapping[str, Any]) -> Figure:
     ax_m.plot(units, data, "o", mfc="none", color=RUN_COLORS[2], ms=6, label="mean over the training set")
     ax_m.plot(units, run, "x", color=RUN_COLORS[3], ms=5, label="running mean (used in eval)")
     ax_m.set(xlabel="unit of the last batch-norm layer (first 32)", ylabel="mean of its input",
-             title="Running means track the data; batch means scatter")
+             title="Running means track the data;\nbatch means scatter")
     ax_m.legend(fontsize=7.5)
     for ax in (ax_b, ax_m):
         ax.grid(alpha=0.3)

@@ -275,7 +275,7 @@ def lr_curve(curves: RunLog | Mapping[str, Sequence[float] | RunLog], steps_per_
     if marks:
         handles = [*handles, Line2D([], [], color="#c1121f", ls=":", lw=1.2, label="snapshots")]
     if len(handles) > 1:
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8)
+        fig.legend(handles=handles, loc="outside right center", fontsize=8)
     elif lines:
         axes[0].set_title(f"{axes[0].get_title()}: {lines[0][0]}", fontsize=10)
     return fig

@@ -115,8 +115,8 @@ show(concept_figure("zigzag", z))
          "ReLU at 1e-2 (0.84): tanh's best is 0.78 (at 1e-2), sigmoid's 0.66 (at 1e-3), and sigmoid sits at chance "
          "(0.50) at the two higher rates. Not dying is not the same as learning."),
         ("Set the highest LR to 0.01. Is ReLU still the worst?",
-         "No. At 1e-4, 1e-3 and 1e-2 ReLU loses 5%, 7% and 22% of its units, and at 1e-2 it scores best of all "
-         "(0.84, leaky ReLU 0.74). Dead ReLUs are a symptom of a rate too high for an unnormalized network, which "
+         "No. At 1e-4, 1e-3 and 1e-2 ReLU loses 5%, 7% and 22% of its units, and at 1e-2 it scores 0.84, above "
+         "leaky ReLU (0.74) and PReLU (0.79), below maxout (0.90) and ELU (0.985, the best of all here). Dead ReLUs are a symptom of a rate too high for an unnormalized network, which "
          "is why the lectures pair ReLU with care about the learning rate (and batch norm)."),
         ("In the zig-zag panel, why are the sigmoid updates only in quadrants I and III?",
          "For one example the gradient on weight w_i of a unit is (dL/d out) x input_i. Sigmoid inputs are all "
@@ -169,9 +169,11 @@ demo_widget(preprocess, {
 """),
     exercises(
         ("Lower the LR to 0.01. Which method suffers most?",
-         "All train slower, and the raw and mean-subtracted inputs (std about 0.25) most: their gradients are about "
-         "four times smaller than the standardized ones'. Standardizing is partly a learning-rate change for the "
-         "first layer."),
+         "All train slower: after 5 epochs the mean-subtracted inputs reach a training loss of 2.06 (1.72 at lr 0.05) "
+         "and the standardized ones 1.62 (1.29); the raw inputs, which hardly learned at 0.05 either, 2.04. "
+         "Standardized inputs stay clearly ahead (validation 0.31, against 0.26 mean-subtracted and 0.22 raw): the "
+         "other two have a std of about 0.25, so the first layer's gradients are about four times smaller and at a "
+         "low rate it barely moves. Standardizing is partly a learning-rate change for the first layer."),
         ("Why are the mean and std computed on the training subset only?",
          "The validation and test sets must play the role of unseen data: statistics taken from them would leak "
          "information about them into training. labkit computes them on the training subset and applies them "
@@ -188,8 +190,8 @@ LESSONS["03-initialization"] = [
 
 In a deep network the scale of the weights decides what the activations do layer after layer: too small and
 they shrink to zero (and so do the gradients), too large and tanh saturates or ReLU explodes. Xavier
-initialization (std 1/sqrt(fan_in)) keeps the scale for tanh; for ReLU, which zeroes half its inputs, it still
-collapses, and He/Kaiming (std sqrt(2/fan_in)) fixes that.
+initialization (std 1/sqrt(fan_in)) keeps the scale for tanh; a deep ReLU network, which zeroes half of each
+layer's inputs, still collapses under it, and He/Kaiming (std sqrt(2/fan_in)) fixes that.
 """),
     setup("initialization", """
 from labkit import Config, RunLog, train
@@ -212,9 +214,21 @@ def activations(activation, inits):
 demo_widget(activations, {
     "activation": W.Dropdown(options=["tanh", "relu", "sigmoid", "leaky_relu", "gelu"], value="tanh",
                              description="activation"),
-    "inits": W.SelectMultiple(options=["zeros", "small", "large", "xavier", "kaiming", "orthogonal"],
-                              value=("small", "large", "xavier", "kaiming"), rows=6, description="initializers"),
+    "inits": W.SelectMultiple(options=["zeros", "small", "large", "xavier", "xavier_gain", "kaiming", "orthogonal"],
+                              value=("small", "large", "xavier", "kaiming"), rows=7, description="initializers"),
 })
+"""),
+    md("""
+## Xavier collapses a deep ReLU network; He fixes it
+
+The same 10 x 500 network with ReLU, Xavier against He. labkit's `xavier` is the lecture's, with no gain for the
+activation; `xavier_gain` (in the widget above) multiplies it by the activation's gain, which for ReLU is He.
+"""),
+    code("""
+relu = init_demo("relu", inits=("xavier", "kaiming"), depth=S["depth"], width=S["width"], n=S["n"])
+for name, d in relu["inits"].items():
+    print(f"{d['label']:>12}: std per layer " + " ".join(f"{s:.2g}" for s in d["std"]))
+show(plots.init_demo(relu))
 """),
     md("""
 ## On real data: a deep tanh network on CIFAR-10
@@ -242,15 +256,19 @@ show(plots.learning_curves(logs))
   signal, no gradient); with N(0, 1) nearly every value sits at -1 or +1 (saturated: no gradient); Xavier keeps a
   spread through all ten layers, slowly narrowing (std 0.63 in layer 1, 0.23 in layer 10); He, which labkit scales
   by the activation's gain (5/3 for tanh), holds the std at 0.65 with more values near the limits.
-- **relu**: Xavier's std shrinks layer after layer (ReLU zeroes half of each layer's inputs: the lecture's
-  collapse), He keeps it near 0.8; N(0, 1) explodes.
-- **On CIFAR-10**: the collapsed and the saturated networks hardly learn at this rate, Xavier and He do.
+- **relu**: under Xavier the std shrinks at every layer, from 0.58 in layer 1 to 0.025 in layer 10, 23 times
+  smaller: each ReLU zeroes half of its inputs and so halves the variance that Xavier's std 1/sqrt(fan_in) keeps,
+  and the std falls by sqrt(2) per layer (sqrt(2)^9 = 23). That is the lecture's collapse; the histograms narrow to
+  a spike at 0. He's sqrt(2/fan_in) puts the factor 2 back and holds the std between 0.76 and 0.85 in every layer.
+- **On CIFAR-10** (normal sizes, 3 epochs): the collapsed N(0, 0.01²) network does not learn at all (train loss
+  2.303 = ln 10, validation accuracy 0.100) and the saturated N(0, 1) one hardly (loss 22, accuracy 0.13); Xavier
+  (0.325) and He (0.245, with the lowest training loss, 1.66) learn.
 """),
     exercises(
-        ("Switch the activation to `relu`. By how much does Xavier's std shrink over ten layers?",
-         "From 0.58 in layer 1 to 0.025 in layer 10, about 23 times: ReLU keeps half of each layer's variance under "
-         "Xavier's std 1/sqrt(fan_in), so the std shrinks by sqrt(2) per layer (sqrt(2)^9 = 23). He's "
-         "sqrt(2/fan_in) holds it near 0.8."),
+        ("Switch the activation to `relu` and add `xavier_gain` and `large`. What do they do?",
+         "`xavier_gain` is Xavier times ReLU's gain sqrt(2): for these square layers exactly He, so its std per "
+         "layer is the same as He's (the figure notes it). N(0, 1) explodes: its std is multiplied by about "
+         "sqrt(500/2) = 16 per layer, from 13 in layer 1 to 8e11 in layer 10."),
         ("Add `zeros`. What do the histograms show, and why can't training fix it?",
          "Every activation is exactly 0 (tanh(0) = 0, relu(0) = 0). All units of a layer compute the same thing and "
          "get the same gradient, so they stay identical: the symmetry is never broken."),
@@ -297,16 +315,18 @@ demo_widget(batchnorm, {
 
 - Without batch norm (normal sizes, 8 epochs) even the He init at lr 0.1 reaches only 0.58 validation accuracy,
   N(0, 0.01²) stays at chance (0.50), and N(0, 1) and lr 1 diverge. With batch norm the same four reach 0.94-1.00.
-- Train vs eval mode: in eval mode (running averages) the model scores its full accuracy; in train mode each batch
-  is normalized by itself: 0.99 with batches of 200, 0.83 with 16, and near chance (0.57, 0.53) with 2 or 4. This
+- Train vs eval mode: in eval mode (running averages) the model scores its full accuracy (0.996); in train mode
+  each batch is normalized by itself: 0.985 with batches of 200, 0.83 with 16, and near chance (0.57, 0.53) with 2
+  or 4. This
   is why `model.eval()` matters at test time. The last panel shows why: the means of small batches scatter around the
   training set's mean, which the running mean tracks.
 """),
     exercises(
         ("Raise the high LR to 10. Does batch norm still save the run?",
-         "Batch norm makes the layer's output independent of the weights' scale, so the forward pass survives large "
-         "steps, but the last layer (which has no batch norm after it) and the noisy updates still limit it: check the "
-         "curve. There is a rate that breaks every network; batch norm moves it up."),
+         "No: at lr 10 the batch-norm network also ends at chance (0.50 validation accuracy), where at lr 1 it "
+         "reached 0.99. Batch norm makes a layer's output independent of its weights' scale, so the forward pass "
+         "survives large steps, but the last layer (which has no batch norm after it) and the size of the updates "
+         "still limit it. There is a rate that breaks every network; batch norm moves it up."),
         ("Why does train mode with batches of 2 do so badly?",
          "With 2 examples the batch mean and variance are extremely noisy (and each normalized value is about +-1), "
          "so what a unit outputs depends mostly on which other example shares its batch. The running averages see "
@@ -360,7 +380,12 @@ says how labkit reads its suggestion from the curve).
     code("""
 base = Config().replace(**{"data.subset": S["subset"], "data.val_size": 200, "train.threads": S["threads"]})
 r = lr_range_test(base, start=1e-5, end=10, iters=S["lr_iters"])
-print("suggested learning rate:", r.suggestion(), "(the config's own:", base.optim.lr, ")")
+lr = r.suggestion()  # None when the curve is flat; r.why_none then says why
+if lr is None:
+    print("no usable suggestion:", r.why_none)
+else:
+    print(f"suggested learning rate {lr:.3g}: the floor's end {r.edge_lr:.3g}, halved (the lowest loss is at "
+          f"{r.minimum_lr:.3g}; the config's own rate is {base.optim.lr:g})")
 show(plots.lr_range_plot(r))
 """),
     md("""
@@ -378,32 +403,41 @@ show(plots.gradient_updates(read_probes(run.dir)))
     md("""
 ## What to look for
 
-- With `kaiming` and batch norm the initial loss is 2.32, 1.01 x ln 10, and 20 images are overfitted (100% train
-  accuracy) in 12 steps (normal sizes).
-- `large` with batch norm still passes (3.74, 1.6 x ln 10; overfit in 26 steps): every layer is renormalized, so
-  the weights' scale hardly matters. The same init with `norm=none` is the lecture's failure (exercise 1).
-- The LR range test's curve is flat at tiny rates (the weights hardly move), then falls; where it turns up for
-  good the rate is too high. With batch norm this network tolerates very high rates: on 1,000 images the smoothed
-  loss is still near its lowest at lr 10, the end of the range, so the test never sees the rate become too high and
-  its suggestion sits near the end of the range (5 with the normal sizes, 50 times the recipe's tuned 0.1). Read the
-  curve, not only the number: a test that never saw the loss turn up has not found the upper limit.
-- In the update/weight panel the ratios follow the one-cycle schedule: they rise with its warmup to a few times
-  1e-3 at the peak rate, then fall as the rate anneals to almost nothing at the end.
+- With `kaiming` and batch norm the initial loss is 2.32, 0.02 nats above ln 10 = 2.303 (the check passes from
+  ln C - 0.2 to ln C + 0.7 nats: 2.1 to 3.0), and 20 images are overfitted (100% train accuracy) in 12 steps
+  (normal sizes). `xavier` passes too (+0.03 nats, 11 steps).
+- `large` with batch norm fails the initial-loss check: 3.74, 1.44 nats above ln 10 (logit std 1.7), confidently
+  wrong before any training; the report names the init and suggests He. Batch norm still rescues the training
+  (20 images overfitted in 26 steps): every hidden layer is renormalized, so the weights' scale hardly matters
+  there. The same init with `norm=none` is the lecture's failure (exercise 1).
+- The LR range test's curve is flat at tiny rates (the weights hardly move), then falls from about 1e-2; where
+  it turns up for good the rate is too high. labkit suggests the upper end of the curve's floor (the highest rate
+  whose smoothed loss is still near the minimum), halved. With batch norm this network tolerates very high rates:
+  on 1,000 images the smoothed loss is still on its floor at lr 10, the end of the range (the floor's end and the
+  minimum are both at 10), so the test never sees the rate become too high, and the suggestion is 5 (normal
+  sizes): 50 times the config's own 0.1 and 17 times 0.3, the best rate measured in full 16-epoch runs of this
+  recipe (README, "The LR range test", where the test on 5,000 images suggests 0.94-1.6 and a run at it trains as
+  well as at 0.1). Read the curve, not only the number: a test that never saw the loss turn up has not found the
+  upper limit. When the loss never clearly falls (a flat curve) there is no suggestion at all: `suggestion()`
+  is None and `r.why_none` says why.
+- In the update/weight panel the ratios follow the one-cycle schedule: they rise with its warmup to 4e-3 to 2e-2
+  at the peak rate (above the 1e-3 rule of thumb; the classifier's the highest), then fall as the rate anneals,
+  to 1e-8 at the last step.
 """),
     exercises(
         ("Pick `large` and `none`. What initial loss do you get, and what does the report suggest?",
-         "3.5e7, fifteen million times ln 10: N(0, 1) weights without normalization give logits with a std of "
+         "3.5e7, 35 million nats above ln 10: N(0, 1) weights without normalization give logits with a std of "
          "2e7, a confidently wrong softmax. The report names the init scale and suggests He init; the overfit check "
          "turns NaN at its first step."),
         ("Pick `zeros`. Which checks fail and why?",
          "The initial loss passes (exactly ln 10: all-zero logits are a uniform guess), which is why it is not the "
          "only check. The regularization check fails (all-zero weights have no L2 penalty to add) and the overfit "
          "check stays at 10% after 300 steps: every unit of a layer is identical (symmetry), which the report names."),
-        ("In the LR range test, why is the suggestion below the rate of the lowest loss?",
-         "The rate keeps growing during the test, so the lowest loss is reached just before the rate becomes too "
-         "high: that rate is on the edge, and a whole run at it would diverge sooner or later. A rate safely below "
-         "it, where the loss is still low, trains stably (the lectures: find the order of magnitude, then search "
-         "around it)."),
+        ("In the LR range test, why does labkit halve the floor's end rather than suggest the rate of the lowest loss?",
+         "The rate keeps growing during the test, so the lowest loss and the end of the floor are reached just "
+         "before the rate becomes too high: those rates are on the edge, and a whole run at them would diverge "
+         "sooner or later. Half of the floor's end is still on the floor and trains stably; the lectures' advice is "
+         "the same: find the order of magnitude, then search around it (lesson 6)."),
     ),
 ]
 
@@ -421,7 +455,7 @@ data is small.
 """),
     setup("search", """
 from labkit import Config
-from labkit.search import Space, bergstra_demo, compare_samplers, trial_rows
+from labkit.search import Param, Space, bergstra_demo, compare_samplers, trial_rows
 from labkit.demos import run_concept
 from labkit.plots import concept_figure
 from labkit.plots.search import bergstra_summary, sampler_planes
@@ -456,10 +490,17 @@ demo_widget(random_vs_grid, {
 ## Many repeats on a synthetic objective
 
 The same question asked 100s of times on a function with one important and one unimportant parameter, where
-every search costs nothing: how often does random search find a better point than a grid of the same size?
+every search costs nothing: how often does random search find a better point than a grid of the same size? First
+one draw at 9 trials, as in the paper's figure 1 (grey: the true score along each parameter; shaded in the grid's
+top panel: where the peak would have had to be for the grid to win against these random points), then the wins
+over all repeats and budgets.
 """),
     code("""
 b = bergstra_demo(repeats=S["repeats"])
+ex = b.example
+x, y = Param("x", "float", 0.0, 1.0), Param("y", "float", 0.0, 1.0)  # the objective's two parameters
+show(sampler_planes({"grid": ex["grid"], "random": ex["random"]}, x, y, curves={"x": ex["x_curve"], "y": ex["y_curve"]},
+                    score="score", bands={"grid": ("a peak here: grid wins", ex["luck"])}, note=ex["note"]))
 show(bergstra_summary(b.budgets, b.random_wins, b.ties, b.grid_best, b.random_best, b.repeats, b.weight))
 """),
     md("""
@@ -481,10 +522,14 @@ show(concept_figure("crossval", cv))
   learning rates, and its marginal along the top maps the whole rise and fall of the score with the rate.
 - One search is one draw. With 9 trials and seed 0 the grid's middle column lands at lr 0.01, next to the peak, and
   its best (0.950) edges random's (0.940): a grid wins when one of its few values happens to fall near the peak.
-- The repeats show what to expect: random search finds the better point in 57% of 500 repeats at 4 trials and in
-  about 75% from 16 trials on, and its mean best is higher at every budget.
-- Cross-validation: the held-out estimate swings from shuffle to shuffle; the 5-fold mean is much steadier, for 5x
-  the training.
+- The single draw shows why: random search's 9 points try 9 values of x, and one lands near the peak of the
+  important curve; the grid's 3 columns would have beaten them only if the peak had fallen in the shaded bands
+  (32% of the axis for this draw; the grid won 36% of 500 such draws).
+- The repeats show what to expect: random search finds the better point in 57% of 500 repeats at 4 trials, 66% at
+  9 and 72-77% from 16 trials on (never a tie), and its mean best is higher at every budget.
+- Cross-validation: the held-out estimate swings from shuffle to shuffle (0.70 to 0.825, std 0.062 over 4 shuffles
+  with the normal sizes); the 5-fold mean is five times steadier (std 0.012) and nearer the accuracy on 2,000 fresh
+  points (0.828 against 0.846), for 5x the training.
 """),
     exercises(
         ("Run the planes with 4 trials and a few seeds. Does random always win?",
@@ -514,7 +559,7 @@ alike; Adam combines momentum with that scaling (and corrects the bias of its fi
 """),
     setup("optimizers", """
 from labkit import Config, RunLog, train
-from labkit.demos import optimizer_paths
+from labkit.demos import optimizer_paths, adam_bias_correction
 from labkit import plots
 """),
     md("""
@@ -526,6 +571,7 @@ torch.optim's own optimizers from one start point, each at a learning rate that 
 def paths(surface, optimizers):
     r = optimizer_paths(surface, optimizers=choices(optimizers))
     lines = [f"{o:>9} (lr {r['lrs'][o]:g}): final loss {r['losses'][o][-1]:.3g} after {len(r['losses'][o]) - 1} steps"
+             + (f" ({r['evals'][o]} gradient evaluations: its line search)" if o == "lbfgs" else "")
              for o in r["paths"]]
     return plots.optimizer_trajectories(r), lines
 
@@ -534,6 +580,21 @@ demo_widget(paths, {
     "optimizers": W.SelectMultiple(options=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "lbfgs"],
                                    value=("sgd", "momentum", "nesterov", "adam"), rows=7, description="optimizers"),
 })
+"""),
+    md("""
+## Adam's bias correction
+
+Adam's running averages of the gradient (m) and of its square (v) start at 0, so in the first steps they are too
+small: m by a factor 1 - 0.9^t, v by 1 - 0.999^t. `torch.optim.Adam` divides them by those factors, the bias
+correction; here it runs on the ravine beside the same update without the correction (lr 0.3).
+"""),
+    code("""
+a = adam_bias_correction("ravine", steps=60, lr=0.3)
+for mode in ("with", "without"):
+    size = a["step_size"][mode]
+    print(f"{mode:>7} bias correction: step 1 is {size[0]:.2f} x lr, the largest {size.max():.2f} x lr "
+          f"(step {size.argmax() + 1}); loss after 10 steps {a['losses'][mode][10]:.2g}")
+show(plots.adam_bias_correction(a))
 """),
     md("""
 ## On real data: the same optimizers training a network
@@ -563,14 +624,22 @@ show(plots.learning_curves(logs))
 - **Saddle**: starting almost exactly on the ridge (y = 0.001), SGD and momentum slide to the saddle point, where
   the gradient is tiny, and need about 60 steps to leave it (y = 0.29 and 0.31 at step 60). AdaGrad, RMSProp and
   Adam divide by the gradient's own small scale and are at the minimum (y = 1) within about 10 steps.
+- **Bias correction**: with it Adam's first step is exactly lr in size (1.00 x lr) and the next ones no larger.
+  Without it the raw m / sqrt(v) is too large: the first step is (1 - 0.9) / sqrt(1 - 0.999) = 3.2 x lr, the third
+  4.7 x lr (for a gradient that stayed constant the factor would climb to 6.6, the dashed curve), and the path swings
+  far up the ravine's walls before the averages have warmed up. On this smooth 2-D bowl the larger steps even help
+  (loss 0.22 after 10 steps, against 0.65 with the correction), but in a network a rate chosen for Adam would act
+  several times larger in the first steps, exactly when the weights are random and the gradients least reliable.
 - **On the spirals**: with a rate suited to each, the differences shrink on an easy problem: all four end between
-  0.90 (SGD) and 0.975 (momentum) validation accuracy after 6 epochs. The surfaces show why the choice still
+  0.905 (SGD) and 0.975 (momentum) validation accuracy after 6 epochs. The surfaces show why the choice still
   matters: how far each gets in few steps, and how it behaves in a ravine or near a saddle.
 """),
     exercises(
         ("Add `lbfgs` on the Rosenbrock surface. How many steps does it need?",
          "L-BFGS uses curvature from its history and a line search: on this smooth 2-D function its loss is 0.07 "
-         "after 10 steps and 2e-10 by step 50, while after all 400 steps Adam is at 0.045 and SGD at 4.8. It needs "
+         "after 10 steps and 2e-10 by step 50, while after all 400 steps Adam is at 0.045 and SGD at 4.8. Its line "
+         "search costs extra gradient evaluations (461 for its 400 steps, printed under the figure), far fewer than "
+         "the others need for the same loss. It needs "
          "full-batch, noise-free gradients, which is why it is rarely used to train networks on mini-batches."),
         ("On the ravine, why can't SGD just use a larger learning rate?",
          "Its rate is capped by the steep direction (curvature 4 here: at lr 0.5 it bounces between the walls "
@@ -629,7 +698,12 @@ show(concept_figure("early-stopping", es))
 ## What to look for
 
 - **Schedules**: step drops by 10x at its milestones; cosine and linear decay smoothly to 0; one-cycle rises over
-  its first quarter, then anneals; with warmup every schedule starts with a linear ramp from 0.
+  its first quarter (from lr/25 = 0.004 to the peak 0.1 at epoch 5), then anneals to almost 0. With warmup every
+  other schedule starts with a linear ramp from almost 0 up to its own curve; for one-cycle the warmup is its own
+  rise, from 0.004 to the peak at the end of the warmup, once (not a ramp in front of its rise: exercise 2).
+- A schedule whose curve is identical to one drawn before it is drawn dashed on top and labelled so: add
+  `multistep`, and it reads `multistep (same curve as step)` (step without `step_every` uses multistep's
+  milestones).
 - **Early stopping**: the validation accuracy peaks (0.840 at epoch 31, the star) and then drifts down (0.815 at
   epoch 60) while the training loss keeps falling: overfitting. The best checkpoint keeps the peak's weights whatever comes after, and with patience the
   run ends `patience` epochs after the peak, saving the rest of the training.
@@ -638,6 +712,11 @@ show(concept_figure("early-stopping", es))
         ("With warmup 2, what is the learning rate at the first step of `cosine`?",
          "0.001, a hundredth of the peak: warmup ramps the rate linearly over 2 epochs (100 steps here) up to the "
          "schedule's value, then the cosine decay follows."),
+        ("Pick `onecycle` alone and set warmup 2. Where is the peak now, and how does the rate get there?",
+         "At the end of epoch 2 instead of epoch 5. One-cycle already has a rise, so a warmup does not add a ramp in "
+         "front of it (that would climb from 0 to the peak, drop to lr/25 and climb again); it sets how long "
+         "one-cycle's own rise lasts, in place of its `pct_start`: the rate starts at 0.004 (lr/25), climbs once to "
+         "0.1 at step 100, and anneals over the remaining 18 epochs."),
         ("Does early stopping change the best checkpoint's test accuracy here?",
          "No: both runs are the same seeded run until the stop, so both keep the weights of the same best epoch "
          "and score the same on the test set. Early stopping saves time; the best checkpoint is what protects the "
@@ -671,7 +750,7 @@ and with the ones you pick: the train/validation gap is the thing to watch.
 """),
     code("""
 def regularize(weight_decay, dropout, augment, mixup):
-    base = Config().replace(**{"data.subset": S["subset"], "data.val_size": 500, "train.epochs": S["epochs"],
+    base = Config().replace(**{"data.subset": S["subset"], "data.val_size": S["val_size"], "train.epochs": S["epochs"],
                                "schedule.name": "cosine", "optim.weight_decay": 0.0, "reg.label_smoothing": 0.0,
                                "reg.flip": False, "reg.crop": 0, "train.test": False, "train.tta": False,
                                "probe.every": 0, "train.out": str(store), "train.threads": S["threads"]})
@@ -693,7 +772,7 @@ demo_widget(regularize, {
 ## What augmentation shows the network
 """),
     code("""
-show(plots.augment_preview(augment_preview(n=6)))
+show(plots.augment_preview(augment_preview(n=S["preview"])))
 """),
     md("""
 ## L1 vs L2: the weights afterwards
@@ -716,7 +795,7 @@ show(concept_figure("dropout", d))
 
 - Without regularization the network memorizes its 1,000 images (train accuracy 1.00) and validates at 0.50: a
   gap of 50 points. With flip + crop (the default choice here) it trains to 0.77 and validates at 0.54: the gap
-  shrinks to 23 points and the validation accuracy gains 3.5 (normal sizes).
+  shrinks to 23 points and the validation accuracy gains 3.4 (normal sizes).
 - L1 leaves 90% of the weights below 1e-3 in size, a sparse network; L2 shrinks them all (the largest 1.52 against
   2.69 without a penalty) and leaves 26% that small; without a penalty 1% are.
 - Inverted dropout divides the kept units by 1 - p in training, so a unit's mean output is the same in train and
@@ -835,7 +914,7 @@ from scratch, a linear probe on the frozen network, and fine-tuning everything a
 def quadrants(small, large):
     r = transfer_demo(str(store), small=small, large=large, small_steps=S["small_steps"], large_steps=S["large_steps"],
                       source_images=S["source_images"], source_epochs=S["source_epochs"], width=16, threads=S["threads"],
-                      sizes=S["rows"])
+                      sizes=S["rows"], targets=S["columns"])
     lines = [f"{size} {target}: " + ", ".join(f"{m} {a:.3f}" for m, a in cell["accuracy"].items())
              for (size, target), cell in r["cells"].items()]
     return plots.transfer_quadrants(r), lines
