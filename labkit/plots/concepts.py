@@ -110,9 +110,10 @@ def preprocess(result: Mapping[str, Any]) -> Figure:
     ax_h.set(xlabel="input value (pixels after preprocessing)", ylabel="count", title="What the network sees")
     ax_l.set(xlabel="epoch", ylabel="training loss (EMA 0.9)", title="Training loss")
     ax_a.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+    ax_h.set_ylim(0, ax_h.get_ylim()[1] * 1.45)  # headroom: the legend sits above the histograms, not on them
     for ax in (ax_h, ax_l, ax_a):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7.5)
+        ax.legend(fontsize=7.5, **({"loc": "upper center"} if ax is ax_h else {}))
     fig.suptitle(f"Input preprocessing: the same MLP (no normalization layers, SGD at lr {result['lr']:g}) on "
                  f"{result['subset']} CIFAR-10 images", fontsize=11)
     return fig
@@ -184,7 +185,8 @@ def crossval(result: Mapping[str, Any]) -> Figure:
         ax_f.plot(r + 1, kfold[r], "D", color=RUN_COLORS[1])
         ax_f.plot(r + 1, held[r], "o", color=RUN_COLORS[0], mfc="none")
     ax_f.axhline(result["truth"], color="0.3", ls="--", lw=1)
-    ax_f.set(xlabel="shuffle", ylabel="accuracy", title="Fold scores (grey), their mean (diamond), held-out (circle)")
+    ax_f.set(xlabel="shuffle", ylabel="accuracy", title="Fold scores (grey), their mean (diamond),\nheld-out (circle)")
+    ax_f.set_xticks(range(1, len(folds) + 1))  # whole shuffles, not 1.5 / 2.5
     for a in (ax, ax_f):
         a.grid(alpha=0.3)
     fig.suptitle(f"Cross-validation on {result['dataset']}: k-fold averages k held-out scores, one split is one draw",
