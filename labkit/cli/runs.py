@@ -64,5 +64,9 @@ def run(args: argparse.Namespace) -> int:
             best = next((e.epoch for e in reversed(done) if e.best), None)
         vals = [r.status, epochs, best if best is None or best >= 1 else None, f.get("train_acc"), f.get("val_acc"),
                 f.get("test_acc"), r.summary.get("train_seconds")]
-        print(r.id.ljust(width) + "".join(_fmt(v).rjust(11) for v in vals))
+        cells = [_fmt(v) for v in vals]
+        cells[1] = "-" if epochs is None else f"{float(epochs):g}"  # 16, 1.44 (a stopped run's partial epoch)
+        secs = r.summary.get("train_seconds")
+        cells[-1] = "-" if secs is None else f"{float(secs):.1f}"
+        print(r.id.ljust(width) + "".join(c.rjust(11) for c in cells))
     return 0
