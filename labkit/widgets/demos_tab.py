@@ -21,6 +21,11 @@ from .live import png, png_image
 INITS = ("zeros", "small", "large", "xavier", "kaiming")
 
 
+def _fit() -> W.Layout:
+    """A button as wide as its words (ipywidgets' default 148 px cut "Run large-batch demo" to "Run large-batch ...")."""
+    return W.Layout(width="auto", min_width="148px")
+
+
 def _surfaces() -> list[str]:
     from ..demos import SURFACES
 
@@ -46,7 +51,7 @@ class DemosTab:
                                        description="optimizers", style=style)
         self.steps = W.IntSlider(value=150, min=20, max=500, step=10, description="steps", style=style)
         self.opt_btn, self.opt_note, self.opt_img = self._card("Run trajectories", self.run_optimizers)
-        self.adam_btn = W.Button(description="Adam: bias correction", icon="play",
+        self.adam_btn = W.Button(description="Adam: bias correction", icon="play", layout=_fit(),
                                  tooltip="Adam's first steps on the chosen surface with and without bias correction")
         self.adam_btn.on_click(lambda _: self._start(self.run_adam))
         self.small = W.IntText(value=DEFAULTS["small"], description="small /class", style=style,
@@ -63,7 +68,7 @@ class DemosTab:
         self.lb_epochs = W.FloatText(value=LARGE_BATCH["epochs"], description="epochs", style=style,
                                      layout=W.Layout(width="150px"))
         self.lb_btn, self.lb_note, self.lb_img = self._card("Run large-batch demo", self.run_large_batch)
-        self.mp_btn = W.Button(description="Show model parallelism", icon="sitemap")
+        self.mp_btn = W.Button(description="Show model parallelism", icon="sitemap", layout=_fit())
         self.mp_btn.on_click(lambda _: self._start(self.run_model_parallel))
         self.mp_img = png_image(width="100%", max_width="900px")
         from ..concepts import CONCEPTS
@@ -105,7 +110,7 @@ class DemosTab:
 
     def _card(self, description: str, fn: Callable[[], None]) -> tuple[W.Button, W.HTML, W.Image]:
         """A demo's Run button (running `fn` on a thread), its note line and its figure."""
-        btn = W.Button(description=description, button_style="primary", icon="play")
+        btn = W.Button(description=description, button_style="primary", icon="play", layout=_fit())
         btn.on_click(lambda _: self._start(fn))
         return btn, W.HTML(), png_image(width="100%", max_width="900px")
 
