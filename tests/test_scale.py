@@ -264,3 +264,13 @@ def test_gpu_image_run_uses_bf16_autocast(cifar_config):
     run = train(cifar_config.replace(**{"train.device": "cuda"}))
     assert run.summary["device"].startswith("cuda")
     assert run.summary["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
+
+
+def test_a_search_refuses_several_workers_each_starting_data_parallel_ranks(tmp_path, capsys):
+    """--workers 2 x --nproc 2 would run 4 training processes on a 2-core machine: one line, exit 2, no trial."""
+    argv = ["search", "--space", "optim.lr=log:1e-3:1", "--data", "spirals", "--model", "mlp", "--trials", "2",
+            "--runs", str(tmp_path / "runs")]
+    assert main([*argv, "--nproc", "2", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workers 2 with --nproc 2 would train 4 processes" in err
+    assert not list((tmp_path / "runs").glob("*/config.json"))  # no trial started

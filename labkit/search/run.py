@@ -168,6 +168,10 @@ def run_search(
     base = base.copy()
     base.train.out = out
     base.validate()
+    if workers > 1 and base.train.nproc > 1:  # each worker's trial would start its own data-parallel ranks
+        raise LabkitError(f"--workers {workers} with --nproc {base.train.nproc} would train {workers * base.train.nproc} "
+                          f"processes at once on {os.cpu_count()} cores; use --workers 1 with --nproc, or "
+                          "--nproc 1 with several workers")
     space.check(base)
     if base.data.val_size <= 0:
         raise LabkitError("a search scores trials on the validation split, but data.val_size is 0; "
