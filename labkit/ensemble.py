@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from .config import Config
 from .errors import LabkitError
-from .runs import RunRecord, load_run
+from .runs import RunRecord, open_run
 
 CHECKPOINTS = {"best": "best.pt", "ema": "ema.pt", "swa": "swa.pt"}  # --weights names; snapshot_<k> works too
 
@@ -84,17 +84,7 @@ class EnsembleResult:
 
 
 def _record(run: str | os.PathLike | RunRecord) -> RunRecord:
-    if isinstance(run, RunRecord):
-        rec = run
-    else:
-        d = Path(run)
-        if not d.is_dir():
-            raise LabkitError(f"{d} is not a directory; pass run directories (`labkit runs` lists them)")
-        try:
-            rec = load_run(d)
-        except LabkitError:
-            raise LabkitError(f"{d} is not a labkit run directory (no config.json or metrics.jsonl); pass run "
-                              "directories (`labkit runs` lists them)") from None
+    rec = run if isinstance(run, RunRecord) else open_run(run, "pass run directories (`labkit runs` lists them)")
     if rec.config is None:
         raise LabkitError(f"run {rec.id} has no readable config.json; it cannot be rebuilt for an ensemble")
     return rec

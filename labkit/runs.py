@@ -181,6 +181,21 @@ def load_run(run_dir: str | os.PathLike) -> RunRecord:
     return RunRecord(d, cfg, summary)
 
 
+def open_run(run_dir: str | os.PathLike, fix: str = "pass a run directory (`labkit runs` lists them)",
+             prefix: str = "") -> RunRecord:
+    """load_run for a path a user named: a missing path, a file or a folder that is no run is one error, each
+    starting with `prefix` (the setting that named it, e.g. "model.init_from: ") and ending with `fix`."""
+    d = Path(run_dir).expanduser()
+    if not d.is_dir():
+        what = "it does not exist" if not d.exists() else "it is a file"
+        raise LabkitError(f"{prefix}{d} is not a directory: {what}; {fix}")
+    try:
+        return load_run(d)
+    except LabkitError:
+        raise LabkitError(f"{prefix}{d} is not a labkit run directory (no config.json or metrics.jsonl); "
+                          f"{fix}") from None
+
+
 def list_runs(out: str | os.PathLike = "runs") -> list[RunRecord]:
     """Every run under `out`, oldest first."""
     root = Path(out)

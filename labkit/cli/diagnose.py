@@ -46,10 +46,10 @@ def with_flags(d: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from ..diagnosis import diagnose_run, has_alarms, report_text
     from ..runlog import RunLog
-    from ..runs import load_run
+    from ..runs import open_run
 
     d = resolve(args.run, args.runs)
-    rec = load_run(d)
+    rec = open_run(d, f"pass a run directory or a run id listed by `labkit runs --runs {args.runs}`")
     log = RunLog.load(rec)
     findings = diagnose_run(d, log=log)
     steps = log.last_step

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import LabkitError
 from ..runlog import RunLog
-from ..runs import load_run
+from ..runs import open_run
 from .finding import Finding, not_judged, sort_findings
 from .runner import diagnose
 from .thresholds import PLOT_CURVES, PLOT_STATS
@@ -21,12 +19,8 @@ def diagnose_run(run_dir: str | os.PathLike, model: Any = None, data: Any = None
     The symmetry check runs the model rebuilt from config.json and best.pt (or `model`/`data` when given).
     `log`: the run's RunLog when the caller has loaded it already (its metrics and probes are not read again).
     """
-    d = Path(run_dir)
-    if not d.exists():
-        raise LabkitError(f"run directory {d} does not exist; list runs with `labkit runs --runs DIR`")
-    if not d.is_dir():
-        raise LabkitError(f"{d} is a file, not a run directory; pass the folder holding config.json and metrics.jsonl")
-    rec = load_run(d)
+    rec = open_run(run_dir, "pass the folder holding config.json and metrics.jsonl (`labkit runs --runs DIR` lists them)")
+    d = rec.dir
     log = log if log is not None else RunLog.load(rec)
     if not log.count:
         return [not_judged("run_end", "Nothing to diagnose yet",

@@ -38,7 +38,7 @@ from ..errors import LabkitError
 from ..fields import flags_for
 from ..models import MODELS, blocks_of, head_of
 from ..precision import autocast, resolve_precision
-from ..runs import RunRecord, load_run
+from ..runs import RunRecord, open_run
 from ..validate import freeze_depth
 from .hooks import TrainContext, TrainHook
 
@@ -62,17 +62,10 @@ def linear_probe_applies(config: Config, image: bool = True) -> bool:
 def source_run(path: str | Path, what: str = "model.init_from") -> RunRecord:
     """The run at `path`, checked to be one with a best.pt to start from; the error (about `what`, the setting that
     named it) says what is wrong and the fix."""
-    p = Path(path).expanduser()
     fix = "give a run directory that holds best.pt (`labkit runs` lists them)"
-    if not p.is_dir():
-        raise LabkitError(f"{what}: {p} does not exist; {fix}")
-    try:
-        run = load_run(p)
-    except LabkitError:
-        raise LabkitError(f"{what}: {p} is not a labkit run directory (no config.json or metrics.jsonl); "
-                          f"{fix}") from None
+    run = open_run(path, fix, prefix=f"{what}: ")
     if run.config is None:
-        raise LabkitError(f"{what}: {p} has no readable config.json, so its model is unknown; {fix}")
+        raise LabkitError(f"{what}: {run.dir} has no readable config.json, so its model is unknown; {fix}")
     if run.checkpoint is None:
         raise LabkitError(f"{what}: run {run.id} has no best.pt (it ended before its first validation); "
                           f"start from a run that completed an epoch")
