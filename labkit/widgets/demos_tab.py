@@ -7,9 +7,10 @@ and labkit.transfer, drawing is labkit.plots; each demo runs on a thread so the 
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 import ipywidgets as W
 
@@ -19,6 +20,27 @@ from ..optimizers import OPTIMIZERS
 from .live import png, png_image
 
 INITS = ("zeros", "small", "large", "xavier", "kaiming")
+
+
+@contextlib.contextmanager
+def _reporting(note: W.HTML, button: W.Button | None = None) -> Iterator[None]:
+    """Run a demo's work: `button` disabled meanwhile (when given), a LabkitError shown in red in `note`."""
+    if button is not None:
+        button.disabled = True
+    try:
+        yield
+    except LabkitError as e:
+        note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+    finally:
+        if button is not None:
+            button.disabled = False
+
+
+def _progress(note: W.HTML) -> Callable[[str], None]:
+    """A demo's progress callback: each message shown in `note`, in italics."""
+    def say(text: str) -> None:
+        note.value = f"<i>{html.escape(text)}...</i>"
+    return say
 
 
 def _fit() -> W.Layout:
@@ -128,13 +150,11 @@ class DemosTab:
         chosen = cfg.model.init
         inits = INITS if chosen in INITS else (*INITS, chosen)
         self.init_note.value = f"<i>computing {len(inits)} initializers with {html.escape(cfg.model.activation)}...</i>"
-        try:
+        with _reporting(self.init_note):
             result = init_demo(cfg.model.activation, inits, depth=self.depth.value, width=self.width.value)
             self.init_img.value = png(draw(result))
             self.init_note.value = (f"activation <b>{html.escape(cfg.model.activation)}</b>, your initializer: "
                                     f"<b>{html.escape(chosen)}</b>")
-        except LabkitError as e:
-            self.init_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
 
     def run_optimizers(self) -> None:
         """Compute and draw the trajectories of the selected optimizers plus the chosen one."""
@@ -147,14 +167,12 @@ class DemosTab:
         if added:
             names.append(cfg.optim.name)
         self.opt_note.value = f"<i>running {', '.join(names)} on {self.surface.value}...</i>"
-        try:
+        with _reporting(self.opt_note):
             result = optimizer_paths(self.surface.value, names, steps=self.steps.value)
             self.opt_img.value = png(optimizer_trajectories(result))
             self.opt_note.value = (f"drawn: <b>{html.escape(', '.join(result['paths']))}</b>"
                                    + (f" ({html.escape(cfg.optim.name)} is the Train tab's optimizer, added)"
                                       if added else ""))
-        except LabkitError as e:
-            self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
 
     def run_adam(self) -> None:
         """Draw Adam's first steps with and without bias correction on the chosen surface."""
@@ -162,14 +180,12 @@ class DemosTab:
         from ..plots import adam_bias_correction as draw
 
         self.opt_note.value = f"<i>running Adam with and without bias correction on {self.surface.value}...</i>"
-        try:
+        with _reporting(self.opt_note):
             result = adam_bias_correction(self.surface.value)
             self.opt_img.value = png(draw(result))
             first = ", ".join(f"{v:.1f}" for v in result["step_size"]["without"][:5])
             self.opt_note.value = (f"Adam, lr {result['lr']:g}: its first steps are 1.0x lr with the bias correction "
                                    f"and {first}x lr without it")
-        except LabkitError as e:
-            self.opt_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
 
     def run_concept(self) -> None:
         """Compute and draw the chosen concept demo (labkit.concepts), with what it measured as text."""
@@ -181,60 +197,39 @@ class DemosTab:
         name, cfg = self.concept.value, self._config()
         fn = CONCEPTS.get(name)
         kwargs = {"data_root": cfg.data.root} if "data_root" in inspect.signature(fn).parameters else {}
-        self.concept_btn.disabled = True
         self.concept_note.value = f"<i>running {html.escape(name)}...</i>"
-        try:
+        with _reporting(self.concept_note, self.concept_btn):
             result = fn(seed=cfg.train.seed, **kwargs)
             self.concept_img.value = png(concept_figure(name, result))
             self.concept_note.value = "<br>".join(html.escape(line) for line in result["lines"])
-        except LabkitError as e:
-            self.concept_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
-        finally:
-            self.concept_btn.disabled = False
 
     def run_transfer(self) -> None:
         """Measure and draw the four quadrants (the source from the run store when it is there)."""
         from ..plots import transfer_quadrants
         from ..transfer import transfer_demo
 
-        self.transfer_btn.disabled = True
-
-        def say(text: str) -> None:
-            self.transfer_note.value = f"<i>{html.escape(text)}...</i>"
-
-        try:
-            result = transfer_demo(self._out(), small=self.small.value, large=self.large.value, progress=say)
+        with _reporting(self.transfer_note, self.transfer_btn):
+            result = transfer_demo(self._out(), small=self.small.value, large=self.large.value,
+                                   progress=_progress(self.transfer_note))
             self.transfer_img.value = png(transfer_quadrants(result))
             src = result["source"]
             self.transfer_note.value = (f"source <b>{html.escape(src['id'])}</b>"
                                         f"{' (reused)' if src['cached'] else ''}; {result['seconds']:.0f} s")
-        except LabkitError as e:
-            self.transfer_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
-        finally:
-            self.transfer_btn.disabled = False
 
     def run_large_batch(self) -> None:
         """Measure and draw the large-batch demo into the lab's run store (runs found there are reused)."""
         from ..demos import large_batch_demo, large_batch_rows
         from ..plots import large_batch
 
-        self.lb_btn.disabled = True
-
-        def say(text: str) -> None:
-            self.lb_note.value = f"<i>{html.escape(text)}...</i>"
-
-        try:
+        with _reporting(self.lb_note, self.lb_btn):
             cfg = self._config()  # its data directory and seed; the runs are the recipe's, as `labkit demo` trains
             base = Config().replace(**{"data.root": cfg.data.root})
             result = large_batch_demo(self._out(), base=base, small=self.lb_small.value, large=self.lb_large.value,
-                                      epochs=float(self.lb_epochs.value), seed=cfg.train.seed, progress=say)
+                                      epochs=float(self.lb_epochs.value), seed=cfg.train.seed,
+                                      progress=_progress(self.lb_note))
             self.lb_img.value = png(large_batch(result))
             self.lb_note.value = ("<pre style='margin:0'>" + html.escape("\n".join(large_batch_rows(result)))
                                   + f"</pre>{result['seconds']:.0f} s")
-        except LabkitError as e:
-            self.lb_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
-        finally:
-            self.lb_btn.disabled = False
 
     def run_model_parallel(self) -> None:
         """Draw the Train tab's convnet cut across two devices (the recipe's convnet for other models)."""
@@ -243,7 +238,5 @@ class DemosTab:
         from ..plots import model_parallel
 
         m = self._config().model
-        try:
+        with _reporting(self.lb_note):
             self.mp_img.value = png(model_parallel(model_split(m if m.kind == "convnet" else ModelConfig(), 2)))
-        except LabkitError as e:
-            self.lb_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
