@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 from labkit.data import augment
 from labkit.config import RegConfig
@@ -66,6 +65,8 @@ def test_cutout_zeros_one_square():
 
 
 def test_flip_matches_v2_horizontal_flip():
+    from torchvision.transforms import v2  # here, not at collection: torchvision costs each worker ~0.6 s
+
     x = images()
     out = augment.flip(x, gen())
     flipped = v2.RandomHorizontalFlip(p=1.0)(x[0])
@@ -79,6 +80,8 @@ def test_flip_matches_v2_horizontal_flip():
 
 
 def test_crop_is_a_window_of_the_reflect_padded_image_as_v2():
+    from torchvision.transforms import v2
+
     x = images(20)
     out = augment.crop(x, 4, gen())
     padded = v2.Pad(4, padding_mode="reflect")(x)

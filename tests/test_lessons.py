@@ -3,6 +3,7 @@ every lesson executed top to bottom in fast mode (LABKIT_FAST=1) in one kernel p
 from __future__ import annotations
 
 import ast
+import json
 import importlib
 import importlib.util
 import os
@@ -22,11 +23,19 @@ README = (ROOT / "README.md").read_text()
 TOPICS = ["activations", "preprocessing", "initialization", "batchnorm", "babysitting", "search", "optimizers",
           "schedules", "regularization", "ensembles", "transfer", "scale"]
 
-nbformat = pytest.importorskip("nbformat")
 
 
 def _read(path: Path):
+    """The notebook as nbformat reads it (imported here: nbformat's jsonschema costs ~1.3 s, only runs need it)."""
+    nbformat = pytest.importorskip("nbformat")
     return nbformat.read(path, as_version=4)
+
+
+def _sources(path: Path, kind: str) -> str:
+    """The source of every `kind` cell ("markdown" or "code"), joined by newlines (the .ipynb read as JSON)."""
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                     for c in cells if c["cell_type"] == kind)
 
 
 def _build_module():
@@ -51,9 +60,7 @@ def test_notebooks_are_what_build_writes():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_lesson_has_the_required_parts(path):
-    nb = _read(path)
-    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    md, src = _sources(path, "markdown"), _sources(path, "code")
     claim = re.search(r"## The claim\n\n(.+?)(?:\n## |\Z)", md, re.S)
     assert claim, "a '## The claim' section"
     sentences = re.findall(r"[.!?](?:\s|$)", claim.group(1).strip())
@@ -145,8 +152,7 @@ def test_public_check_catches_private_names():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_lesson_uses_only_public_names(path):
-    source = "\n".join(c.source for c in _read(path).cells if c.cell_type == "code")
-    assert public_problems(source) == []
+    assert public_problems(_sources(path, "code")) == []
 
 
 # -- fast mode, executed ---------------------------------------------------------------------------------------------
@@ -179,6 +185,7 @@ def _images(nb) -> tuple[int, int]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_lesson_runs_in_fast_mode(path, kernel):
     import nbclient
+    import nbformat
 
     nb = _read(path)
     if nb.metadata.get("labkit", {}).get("data") == "cifar10" and cifar_dir() is None:
