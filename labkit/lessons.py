@@ -13,7 +13,6 @@ Every size a lesson uses is in `SIZES`, so a reader sees in one place what the f
 from __future__ import annotations
 
 import atexit
-import html
 import os
 import shutil
 import tempfile
@@ -127,6 +126,8 @@ def demo_widget(compute: Callable[..., Result], controls: Mapping[str, Any], *, 
     """
     import ipywidgets as W
 
+    from .widgets.notes import error_html, exception_html
+
     out = W.Output(layout=W.Layout(min_height="60px"))
     status = W.HTML()
     run = W.Button(description=button, button_style="primary", icon="play")
@@ -146,9 +147,9 @@ def demo_widget(compute: Callable[..., Result], controls: Mapping[str, Any], *, 
         try:
             result = compute(**{k: w.value for k, w in controls.items()})
         except LabkitError as e:
-            status.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            status.value = error_html(str(e))
         except Exception as e:  # a lesson's widget must say what failed rather than die silently on its thread
-            status.value = f"<span style='color:#b00'>failed: {html.escape(type(e).__name__ + ': ' + str(e))}</span>"
+            status.value = exception_html(e, "failed: ")
         else:
             show(result, time.perf_counter() - t0)
         finally:

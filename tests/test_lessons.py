@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cifar_dir
+from labkit.widgets.notes import is_error_html
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "notebooks" / "lessons"
@@ -204,6 +205,6 @@ def test_lesson_runs_in_fast_mode(path, kernel):
     assert widgets >= 1, "the lesson's widget shows its figure at once"
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     statuses = [m["state"].get("value", "") for m in state.values() if m.get("model_name") == "HTMLModel"]
-    assert any("done in" in s for s in statuses) and not any("#b00" in s for s in statuses), statuses
+    assert any("done in" in s for s in statuses) and not any(is_error_html(s) for s in statuses), statuses
     assert (set(os.listdir(LESSONS)), set(os.listdir(cwd))) == before, "a lesson wrote files outside its run store"
     print(f"{path.stem}: {seconds:.1f} s, {cells} figures in cells, {widgets} in the widget")

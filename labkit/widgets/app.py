@@ -28,6 +28,7 @@ from .controls import Controls, describe_changes, lab_words, setting_label
 from .demos_tab import DemosTab
 from .transfer import run_choices
 from .live import LiveViews, png, png_image
+from .notes import error_html
 from .urlstate import config_from_query, query_from_config, read_query_string
 
 HEADER = """
@@ -250,7 +251,7 @@ class Lab:
         where = (f"<a href='?{html.escape(q)}' target='_blank'>link</a> (in Voila) &middot; query "
                  f"<code style='word-break:break-all'>?{html.escape(q)}</code>" if q else
                  "these are the defaults: the lab's address without a query opens them")
-        warn = "" if valid else "<br><span style='color:#b00020'>these settings cannot train yet</span>"
+        warn = "" if valid else "<br>" + error_html("these settings cannot train yet")
         self.share.value = f"<small>Share these settings: {where}{warn}</small>"
 
     def _settings_moved_on(self, cfg: Config | None) -> None:
@@ -348,7 +349,7 @@ class Lab:
             self.aug_img.value = png(draw(augment_preview(cfg.reg, data_cfg, n=8, seed=cfg.train.seed)))
             self.aug_note.value = ""
         except LabkitError as e:
-            self.aug_note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            self.aug_note.value = error_html(str(e))
 
     # -- layout --------------------------------------------------------------------------------
     def _optional_tabs(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..config import Config
 from ..errors import LabkitError
 from ..fields import FIELDS, SECTIONS as SECTION_TITLES, get_field, relevant, value_text
 from ..registry import Registry
+from .notes import ERROR_COLOR
 from .transfer import RunPicker
 
 LABEL_W = "150px"  # the longest labels ("milestones (fractions)", "probe every (steps)") fit without "..."
@@ -108,7 +109,7 @@ def field_problem(path: str, value: Any) -> str | None:
 
 def problem_html(text: str) -> str:
     """A control's note: what is wrong with its value (red, small, wrapped to the column)."""
-    return (f"<div style='white-space:normal;line-height:1.3;color:#b00020;font-size:12px'>&#9888; "
+    return (f"<div style='white-space:normal;line-height:1.3;color:{ERROR_COLOR};font-size:12px'>&#9888; "
             f"{html.escape(text)}</div>")
 
 

@@ -18,6 +18,7 @@ from ..config import Config
 from ..errors import LabkitError
 from ..optimizers import OPTIMIZERS
 from .live import png, png_image
+from .notes import error_html
 
 INITS = ("zeros", "small", "large", "xavier", "kaiming")
 
@@ -30,7 +31,7 @@ def _reporting(note: W.HTML, button: W.Button | None = None) -> Iterator[None]:
     try:
         yield
     except LabkitError as e:
-        note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+        note.value = error_html(str(e))
     finally:
         if button is not None:
             button.disabled = False

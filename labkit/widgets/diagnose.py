@@ -38,6 +38,7 @@ from ..plots.training import run_figure
 from ..runlog import RunLog
 from .controls import describe_changes, setting_label  # noqa: F401  (setting_label: re-exported for callers)
 from .live import png, png_image
+from .notes import error_html, exception_html
 
 # a check's result still holds when only these differ: the LR range test sweeps the LR itself, and where runs
 # are stored changes nothing it measured
@@ -179,7 +180,7 @@ class DiagnosePanel:
                 try:
                     found = live.findings()
                 except Exception as e:  # a diagnosis bug must not stop the views; say what it was
-                    self.status.value = f"<span style='color:#a00'>could not diagnose: {html.escape(repr(e))}</span>"
+                    self.status.value = exception_html(e, "could not diagnose: ")
                 else:
                     self._show(gen, found, live.log.snapshot(), live=not ended,
                                source={"label": self.source.get("label", "this run"), "live": live})
@@ -213,7 +214,7 @@ class DiagnosePanel:
             found = diagnose_run(run_dir, model=model, data=data, log=log)
         except LabkitError as e:
             if gen == self._gen:
-                self.status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+                self.status.value = error_html(str(e))
             return
         self._show(gen, found, log, live=False, source={"label": run_dir.name, "run_dir": str(run_dir)})
 
@@ -266,7 +267,7 @@ class DiagnosePanel:
         try:
             self.apply(changes)
         except LabkitError as e:  # a value the controls refuse: say which
-            self.status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            self.status.value = error_html(str(e))
             return None
         self.status.value = (f"<b>set {html.escape(describe_changes(changes))}</b>: train again to see the effect "
                              f"<small>(for: {html.escape(self.findings[i].title)})</small>")
@@ -329,7 +330,7 @@ class DiagnosePanel:
             report = run_checks(cfg, progress=lambda s: setattr(self.check_status, "value",
                                                                  f"<i>{html.escape(str(s))}</i>"))
         except LabkitError as e:
-            self.check_status.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            self.check_status.value = error_html(str(e))
             return None
         finally:
             self.check_btn.disabled = False
@@ -393,7 +394,7 @@ class DiagnosePanel:
         try:
             target(*args)
         except Exception as e:  # a background job's failure is shown, not lost in a thread
-            self.status.value = f"<span style='color:#a00'>{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>"
+            self.status.value = exception_html(e)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the panel's background work (diagnoses, plots, checks); True when all of it finished."""

@@ -17,6 +17,7 @@ from ..runlog import RunLog
 from ..runs import RunRecord, list_runs
 from .compare import run_label
 from .live import png, png_image
+from .notes import error_html
 
 WEIGHTS = [("best.pt (raw weights)", "best"), ("ema.pt (EMA weights)", "ema"), ("swa.pt (SWA weights)", "swa")]
 
@@ -110,7 +111,7 @@ class EnsemblePanel:
         """Score the selected runs as an ensemble (on a thread; `wait` blocks until the table is shown)."""
         chosen = [self.runs[i] for i in self.pick.value if i in self.runs]
         if not chosen:
-            self.note.value = "<span style='color:#a00'>Select one or more runs first.</span>"
+            self.note.value = error_html("Select one or more runs first.")
             return
         self.score_btn.disabled = True
         self.note.value = f"<i>scoring {len(chosen)} run{'s' * (len(chosen) != 1)} on the test set...</i>"
@@ -132,7 +133,7 @@ class EnsemblePanel:
         except LabkitError as e:
             self.result = None
             self.table.value, self.figure.value = "", b""
-            self.note.value = f"<span style='color:#a00'>{html.escape(str(e))}</span>"
+            self.note.value = error_html(str(e))
         finally:
             self.score_btn.disabled = False
 

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from ..config import Config
 from ..events import EndEvent, EpochEvent, Event, StartEvent, StepEvent
 from ..runlog import RunLog, Steps
+from .notes import exception_html
 
 RENDER_INTERVAL = 0.5  # seconds between redraws of the step-driven views (2 per second at most)
 PROBE_INTERVAL = 1.5  # probe views are heavier: at most one redraw per this many seconds
@@ -411,7 +412,7 @@ class LiveViews:
             try:
                 self.render_now()
             except Exception as err:  # a drawing problem must not kill the views; say what it was
-                self.progress.label.value = f"<span style='color:#a00'>could not draw: {type(err).__name__}: {err}</span>"
+                self.progress.label.value = exception_html(err, "could not draw: ")
             if end is not None:
                 log = self.log.snapshot()
                 val = next((e.val_acc for e in reversed(log.epochs) if e.val_acc is not None), None)

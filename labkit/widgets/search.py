@@ -24,6 +24,7 @@ from ..errors import LabkitError
 from ..fields import FIELDS
 from ..search.space import PRUNERS, SAMPLERS
 from .live import png, png_image
+from .notes import error_html, exception_html, is_error_html
 
 KINDS = ("log", "linear", "choice")
 MIN_TRIAL_STEPS = 50  # fewer optimizer steps than this per trial: the loss has barely left ln C (the diagnosis
@@ -185,9 +186,8 @@ class SearchTab:
         self.run_btn.disabled = self.compare_btn.disabled = running or bool(found)
         self.preview_btn.disabled = bool(found)
         if found:
-            self._say("<span style='color:#b00020'>Search is disabled: " +
-                      html.escape("; ".join(found.values())) + "</span>")
-        elif self.status.value.startswith("<span style='color:#b00020'>Search is disabled"):
+            self._say(error_html("Search is disabled: " + "; ".join(found.values())))
+        elif is_error_html(self.status.value) and "Search is disabled" in self.status.value:
             self._say("Define ranges, pick a sampler and a budget, press Search.")
         return found
 
@@ -226,7 +226,7 @@ class SearchTab:
         try:
             base, space = self.base_config(), self.space()
         except LabkitError as e:
-            self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
+            self._say(error_html(str(e)))
             return
         self._stop.clear()
         self._base_used = base
@@ -278,9 +278,9 @@ class SearchTab:
                 search.run_search(base, space, sampler=self.sampler.value, trials=int(self.trials.value),
                                   study=name, **common)
         except LabkitError as e:
-            self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
+            self._say(error_html(str(e)))
         except Exception as e:  # keep the tab alive; show what broke
-            self._say(f"<span style='color:#c00'>{type(e).__name__}: {html.escape(str(e))}</span>")
+            self._say(exception_html(e))
         finally:
             done.set()
             poller.join()
@@ -359,7 +359,7 @@ class SearchTab:
         try:
             space = self.space()
         except LabkitError as e:
-            self._say(f"<span style='color:#c00'>{html.escape(str(e))}</span>")
+            self._say(error_html(str(e)))
             return
         ranges = [p for p in space if p.is_range] or list(space)
         if len(ranges) < 2:
