@@ -169,8 +169,8 @@ def test_bn_group_equal_to_the_batch_trains_as_plain_batch_norm(spirals_config):
     plain = train(cfg)
     ghost = train(cfg.replace(**{"model.bn_group": cfg.train.batch_size}))
     a, b = torch.load(plain.dir / "best.pt", weights_only=True), torch.load(ghost.dir / "best.pt", weights_only=True)
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+    for k in a:  # the same arithmetic up to summation order: ~1e-6 apart after an epoch at lr 0.3
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
 # -- bad input: one line, exit 2 -------------------------------------------------------------------------------------

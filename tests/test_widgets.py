@@ -313,7 +313,7 @@ def test_a_bad_shared_link_lists_every_bad_key_and_why_train_is_disabled(tmp_pat
     assert "4 problems" in note and "cannot read 'abc' as a number" in note
     assert "not a setting" in note and "out of range" in note
     assert "nonsense" in note and "activation stays relu" in note  # replaced, and said so
-    assert "learning rate stays 0.1" in note
+    assert f"learning rate stays {Config().optim.lr:g}" in note  # the default, kept
     assert lab.train_btn.disabled and "Train is disabled" in lab.message.value and "batch size" in lab.message.value
     assert lab.controls.widgets["train.batch_size"].value == -5 and lab.controls.notes["train.batch_size"].value
     assert lab.live.lr.image.value[:4] == b"\x89PNG" and "last settings that could train" in lab.lr_note.value
