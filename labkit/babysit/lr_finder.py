@@ -20,10 +20,10 @@ Decisions a user should know:
   still within 20% of its fall above the minimum, `edge_lr`), halved. Measured by training with it
   (benchmarks/RESULTS.md, "LR range test"): 1.7-2.6x below the best rate on a 2-D MLP and an Adam MLP
   without normalization, within 1 point of its accuracy (the old "minimum of the EMA / 10" was 4-7x
-  below); on the default recipe 3-5x above its best rate (0.3), as good as the recipe's 0.1 (batch
-  norm keeps a 100-step test's loss falling to lr ~3). `minimum_lr` (the floor's lowest point) and
-  `steepest_lr` (steepest descent in log lr) are
-  shown too. When the loss never falls clearly below its start (by less than 2% or one step's noise:
+  below); on the default recipe 3.1-5.5x above its best rate (0.3, the recipe's own), 0.4-2.8 points
+  below it (batch norm keeps a 100-step test's loss falling to lr ~3): there it is the top of the usable
+  range, not the rate to train at. `minimum_lr` (the floor's lowest point) and `steepest_lr` (steepest
+  descent in log lr) are shown too. When the loss never falls clearly below its start (by less than 2% or one step's noise:
   a flat curve, e.g. a deep sigmoid net at N(0, 0.01)), there is no usable suggestion:
   `suggestion()` is None and `why_none` says why.
 - The model and optimizer given (or built) are restored exactly afterwards:

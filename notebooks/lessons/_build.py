@@ -404,25 +404,25 @@ show(plots.gradient_updates(read_probes(run.dir)))
 ## What to look for
 
 - With `kaiming` and batch norm the initial loss is 2.32, 0.02 nats above ln 10 = 2.303 (the check passes from
-  ln C - 0.2 to ln C + 0.7 nats: 2.1 to 3.0), and 20 images are overfitted (100% train accuracy) in 12 steps
-  (normal sizes). `xavier` passes too (+0.03 nats, 11 steps).
+  ln C - 0.2 to ln C + 0.7 nats: 2.1 to 3.0), and 20 images are overfitted (100% train accuracy) in 10 steps
+  (normal sizes). `xavier` passes too (+0.03 nats, 12 steps).
 - `large` with batch norm fails the initial-loss check: 3.74, 1.44 nats above ln 10 (logit std 1.7), confidently
   wrong before any training; the report names the init and suggests He. Batch norm still rescues the training
-  (20 images overfitted in 26 steps): every hidden layer is renormalized, so the weights' scale hardly matters
+  (20 images overfitted in 17 steps): every hidden layer is renormalized, so the weights' scale hardly matters
   there. The same init with `norm=none` is the lecture's failure (exercise 1).
 - The LR range test's curve is flat at tiny rates (the weights hardly move), then falls from about 1e-2; where
   it turns up for good the rate is too high. labkit suggests the upper end of the curve's floor (the highest rate
   whose smoothed loss is still near the minimum), halved. With batch norm this network tolerates very high rates:
   on 1,000 images the smoothed loss is still on its floor at lr 10, the end of the range (the floor's end and the
   minimum are both at 10), so the test never sees the rate become too high, and the suggestion is 5 (normal
-  sizes): 50 times the config's own 0.1 and 17 times 0.3, the best rate measured in full 16-epoch runs of this
-  recipe (README, "The LR range test", where the test on 5,000 images suggests 0.94-1.6 and a run at it trains as
-  well as at 0.1). Read the curve, not only the number: a test that never saw the loss turn up has not found the
+  sizes): 17 times the config's own 0.3, the best rate measured in full runs of this recipe (README, "The LR
+  range test", where the test on 5,000 images suggests 0.94-1.6, and runs at it end 0.4-2.8 points below 0.3).
+  Read the curve, not only the number: a test that never saw the loss turn up has not found the
   upper limit. When the loss never clearly falls (a flat curve) there is no suggestion at all: `suggestion()`
   is None and `r.why_none` says why.
-- In the update/weight panel the ratios follow the one-cycle schedule: they rise with its warmup to 4e-3 to 2e-2
-  at the peak rate (above the 1e-3 rule of thumb; the classifier's the highest), then fall as the rate anneals,
-  to 1e-8 at the last step.
+- In the update/weight panel the ratios follow the one-cycle schedule: they rise with its warmup to 9e-3 to 4e-2
+  at the peak rate (well above the 1e-3 rule of thumb; the classifier's the highest), then fall as the rate
+  anneals, to 1e-7 at the last step.
 """),
     exercises(
         ("Pick `large` and `none`. What initial loss do you get, and what does the report suggest?",
@@ -793,9 +793,9 @@ show(concept_figure("dropout", d))
     md("""
 ## What to look for
 
-- Without regularization the network memorizes its 1,000 images (train accuracy 1.00) and validates at 0.50: a
-  gap of 50 points. With flip + crop (the default choice here) it trains to 0.77 and validates at 0.54: the gap
-  shrinks to 23 points and the validation accuracy gains 3.4 (normal sizes).
+- Without regularization the network memorizes its 1,000 images (train accuracy 1.00) and validates at 0.54: a
+  gap of 46 points. With flip + crop (the default choice here) it trains to 0.85 and validates at 0.58: the gap
+  shrinks to 28 points and the validation accuracy gains 3.4 (normal sizes).
 - L1 leaves 90% of the weights below 1e-3 in size, a sparse network; L2 shrinks them all (the largest 1.52 against
   2.69 without a penalty) and leaves 26% that small; without a penalty 1% are.
 - Inverted dropout divides the kept units by 1 - p in training, so a unit's mean output is the same in train and
@@ -804,15 +804,16 @@ show(concept_figure("dropout", d))
 """),
     exercises(
         ("Add dropout 0.3 to flip + crop. Does it add anything?",
-         "Not here: validation 0.532 against 0.536 for flip + crop alone, within the noise, while the training "
-         "accuracy falls further (0.68). Regularizers overlap; on small images augmentation does most of the work."),
+         "Not here: validation 0.558 against 0.576 for flip + crop alone, within the noise, while the training "
+         "accuracy falls further (0.82 against 0.85). Regularizers overlap; on small images augmentation does most "
+         "of the work."),
         ("Set dropout to 0.8. What happens to the training accuracy?",
-         "With flip + crop it falls to 0.41 (0.77 without dropout) and the validation accuracy to 0.42 (0.54): with "
+         "With flip + crop it falls to 0.46 (0.85 without dropout) and the validation accuracy to 0.43 (0.58): with "
          "80% of the classifier's inputs dropped at each step the network underfits. Regularization is a dial; too "
          "much of it costs accuracy on both sets."),
         ("Why does the mixup run's training loss stay high?",
          "Its targets are soft (two labels mixed by lambda), so even a perfect prediction of the mixed target has "
-         "a cross-entropy well above 0: with flip + crop and mixup 0.4 it ends at 1.51, against 0.85 without mixup. "
+         "a cross-entropy well above 0: with flip + crop and mixup 0.4 it ends at 1.27, against 0.49 without mixup. "
          "The training loss is not comparable with the unmixed run's; compare validation accuracy instead."),
     ),
 ]
@@ -870,8 +871,8 @@ demo_widget(ensemble_of, {
 ## What to look for
 
 - The ensemble's test accuracy is above the members' mean and usually above the best member too (picking the best
-  member on the test set is itself optimistic). With the normal sizes: members 39.2%, 33.8% and 32.2% (mean 35.1%),
-  the ensemble 41.1%: +6.0 points over the mean, +1.9 over the best.
+  member on the test set is itself optimistic). With the normal sizes: members 48.6%, 41.1% and 44.0% (mean 44.5%),
+  the ensemble 51.1%: +6.5 points over the mean, +2.5 over the best.
 - These members are short runs on 1,000 images, so they differ a lot and the gain is large; labkit's benchmark on
   the full recipe (README, Ensembles) measures +2.7 points for 3 models, at 3x the compute.
 """),
@@ -881,8 +882,8 @@ demo_widget(ensemble_of, {
          "data orders land in different minima whose errors are partly independent, and averaging cancels part of "
          "them."),
         ("Tick EMA. Does the moving average of the weights beat the raw weights here?",
-         "Barely: with the normal sizes the members go from 39.2% to 39.5%, 33.8% to 33.5% and 32.2% to 33.1% "
-         "(EMA 0.99), +0.3 points on average, within the noise, while the ensemble of the same members gains 6. "
+         "Barely: with the normal sizes the members go from 48.6% to 48.4%, 41.1% to 41.5% and 44.0% to 44.1% "
+         "(EMA 0.99), +0.1 points on average, within the noise, while the ensemble of the same members gains 6.5. "
          "The one-cycle schedule anneals the rate almost to 0 at the end, so the last weights already average the "
          "end of training (labkit's benchmark on the full recipe: +0.14 +- 0.16 points for its EMA)."),
     ),
@@ -929,12 +930,13 @@ demo_widget(quadrants, {
 
 - Each cell holds the three accuracies and the lecture's advice for that quadrant. With the normal sizes (a source
   trained on 6,000 animal images for 6 epochs, 20 and 100 target images per class, 60 and 120 steps):
-- **Little, similar data** is where transfer pays here: the linear probe (0.477) and fine-tuning (0.475) beat
-  training from scratch (0.445).
-- **Little, different data** is the lecture's hard quadrant: the animal features do not fit drawn shapes, and from
-  scratch wins (0.352 against 0.306 fine-tuned, 0.301 probed).
-- **More data**: from scratch catches up and passes (0.579 vs 0.557 fine-tuned on the vehicles, 0.432 vs 0.389 on
-  the shapes).
+- **Little, similar data** is where transfer helps here: fine-tuning (0.524) and the linear probe (0.516) edge out
+  training from scratch (0.513), by less than the noise of one seed.
+- **Little, different data** is the lecture's hard quadrant: the animal features do not fit drawn shapes; the
+  linear probe is worst (0.312), fine-tuning, which can change the features, is best (0.354 against 0.339 from
+  scratch).
+- **More data**: from scratch passes both (0.666 vs 0.612 fine-tuned on the vehicles, 0.582 vs 0.509 on the
+  shapes).
 - The source matters: one trained in seconds has weak features. labkit's benchmark with a stronger source and
   longer runs (README, Transfer learning) measures fine-tuning +5.5 points over scratch on the similar and +16.9 on
   the different small target.
@@ -943,11 +945,12 @@ demo_widget(quadrants, {
         ("Why is the linear probe worst on the different target (shapes)?",
          "Its features were learned on photos of animals; a linear classifier on the last layer's features of that "
          "network can only combine what those features already encode, and drawn shapes on gradients need other "
-         "features (probe 0.301 and 0.353 in the two shape cells, the lowest of each). Fine-tuning can change them."),
+         "features (probe 0.312 and 0.360 in the two shape cells, the lowest of each). Fine-tuning can change them."),
         ("Compare the small and the large row. Where does training from scratch win, and why?",
-         "Everywhere except little similar data: with 100 images per class (and twice the steps) the network learns "
+         "In the large row, on both targets: with 100 images per class (and twice the steps) the network learns "
          "the target itself, and the source's prior, fitted to other images, is worth less than fitting the target. "
-         "With 20 images of similar data the source's features are worth more than what 60 steps can learn."),
+         "With 20 images per class the source's features are worth about as much as what 60 steps can learn, or "
+         "more (fine-tuning is best in both small cells here)."),
     ),
 ]
 
