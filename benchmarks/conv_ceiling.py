@@ -23,16 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labkit import Config  # noqa: E402
 from labkit.models import build_model  # noqa: E402
-
-
-def matmul_gflops(n: int = 2048, seconds: float = 2.0) -> float:
-    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
-    a @ b
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        reps += 1
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+from train_cifar import matmul_gflops  # noqa: E402  (benchmarks/ is the script's folder: the same peak measure)
 
 
 def conv_shapes(cfg: Config, batch: int) -> list[tuple[int, int, int]]:
@@ -71,7 +62,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = Config()
     batch = cfg.train.batch_size
-    peak = matmul_gflops()
+    peak = matmul_gflops("bf16")
     print(f"bf16 matmul 2048^3: {peak:,.0f} GFLOP/s on {args.threads} threads; batch {batch}")
     for scale in (1, 4):
         total_flops = total_s = 0.0
