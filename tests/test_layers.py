@@ -144,20 +144,28 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     assert fake.exists()
 
 
-def _loaded_after(statement: str) -> set[str]:
-    code = f"import sys; {statement}; print('\\n'.join(m for m in sys.modules if m.startswith('labkit')))"
+@pytest.fixture(scope="module")
+def loaded_after() -> dict[str, set[str]]:
+    """labkit's modules in sys.modules of a fresh interpreter after `import labkit.plots`, then after the public
+    API's import on top of it (one subprocess for both: each costs a torch import, ~2 s)."""
+    code = ("import sys\n"
+            "def mods(): return ' '.join(m for m in sys.modules if m.startswith('labkit'))\n"
+            "import labkit.plots\n"
+            "print(mods())\n"
+            "from labkit import Config, train, load_run, list_runs, schedule_curve, TrainHook, RunLog\n"
+            "assert callable(train) and Config().validate()\n"
+            "print(mods())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    return set(out.stdout.split())
+    plots, api = out.stdout.splitlines()
+    return {"plots": set(plots.split()), "api": set(api.split())}
 
 
-def test_plots_load_without_the_training_loop_cli_or_widgets():
-    loaded = _loaded_after("import labkit.plots")
+def test_plots_load_without_the_training_loop_cli_or_widgets(loaded_after):
+    loaded = loaded_after["plots"]
     assert "labkit.plots" in loaded
     assert not {m for m in loaded if m.startswith(("labkit.training.loop", "labkit.cli", "labkit.widgets",
                                                    "labkit.search.run"))}, sorted(loaded)
 
 
-def test_public_api_still_imports():
-    loaded = _loaded_after("from labkit import Config, train, load_run, list_runs, schedule_curve, TrainHook, RunLog; "
-                           "assert callable(train) and Config().validate()")
-    assert "labkit.training.loop" in loaded
+def test_public_api_still_imports(loaded_after):
+    assert "labkit.training.loop" in loaded_after["api"]
