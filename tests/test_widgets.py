@@ -443,3 +443,25 @@ def test_figures_carry_two_device_pixels_per_css_pixel_and_fit_their_container()
     img.value = data
     assert (img.layout.width, img.layout.height, img.layout.max_width) == ("100%", "auto", f"{9 * DPI}px")
     assert img.layout.display == ""
+
+
+def test_lr_preview_keeps_its_axis_labels_when_the_rate_changes_by_decades():
+    """Margins solved for 0.30's tick labels cut 0.00012's (and the axis label) off: the view re-solves them."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from labkit.data.sets import train_size_of
+    from labkit.schedules import steps_per_epoch
+    from labkit.widgets.live import LRView
+
+    cfg = Config()
+    size = train_size_of(cfg.data)
+    view = LRView()
+    for lr in (0.3, 0.000123, 123.0):
+        view.set_plan(schedule_curve(cfg.replace(**{"optim.lr": lr}), size), steps_per_epoch(size, 64))
+        canvas = FigureCanvasAgg(view.fig)
+        canvas.draw()  # as the PNG was drawn: the margins the view chose, no new layout
+        renderer, fig = canvas.get_renderer(), view.fig
+        for ax in fig.axes:
+            for text in (ax.yaxis.label, *ax.get_yticklabels()):
+                if text.get_text():
+                    assert text.get_window_extent(renderer).x0 >= 0, (lr, text.get_text())
