@@ -23,9 +23,9 @@ Decisions a user should know:
   below); on the default recipe 3.1-5.5x above its best rate (0.3, the recipe's own), 0.4-2.8 points
   below it (batch norm keeps a 100-step test's loss falling to lr ~3): there it is the top of the usable
   range, not the rate to train at. `minimum_lr` (the floor's lowest point) and `steepest_lr` (steepest
-  descent in log lr) are shown too. When the loss never falls clearly below its start (by less than 2% or one step's noise:
-  a flat curve, e.g. a deep sigmoid net at N(0, 0.01)), there is no usable suggestion:
-  `suggestion()` is None and `why_none` says why.
+  descent in log lr) are shown too. When the loss never falls clearly below its start (by less than 2%
+  or one step's noise: a flat curve, e.g. a deep sigmoid net at N(0, 0.01)), there is no usable
+  suggestion: `suggestion()` is None and `why_none` says why.
 - The model and optimizer given (or built) are restored exactly afterwards:
   parameters, batch-norm running statistics, optimizer state (momentum
   buffers, Adam moments, learning rates), gradients, train/eval mode and

@@ -1,4 +1,4 @@
-"""The lab's short status lines as HTML, in one red for errors and one grey for hints, wherever they appear.
+"""The lab's error lines as HTML, in one red wherever they appear.
 
 Before this module each tab wrote its own span, in four reds (#a00, #b00, #c00, #b00020): a learner saw
 "something failed" in a different colour on every tab.
@@ -8,12 +8,11 @@ from __future__ import annotations
 import html
 
 ERROR_COLOR = "#b00020"  # the controls' notes use it too (controls.problem_html)
-HINT_COLOR = "#555"
 
 
-def error_html(text: str, *, markup: bool = False) -> str:
-    """`text` as an error line (escaped; `markup=True`: it is HTML already)."""
-    return f"<span style='color:{ERROR_COLOR}'>{text if markup else html.escape(text)}</span>"
+def error_html(text: str) -> str:
+    """`text` (plain, escaped here) as an error line."""
+    return f"<span style='color:{ERROR_COLOR}'>{html.escape(text)}</span>"
 
 
 def exception_html(e: BaseException, prefix: str = "") -> str:
@@ -29,7 +28,3 @@ def is_error_html(value: str) -> bool:
     """Whether a status line is one `error_html` made."""
     return value.startswith(f"<span style='color:{ERROR_COLOR}'>")
 
-
-def hint_html(text: str) -> str:
-    """`text` (escaped) as a grey hint line."""
-    return f"<span style='color:{HINT_COLOR}'>{html.escape(text)}</span>"
