@@ -874,7 +874,7 @@ demo_widget(ensemble_of, {
   member on the test set is itself optimistic). With the normal sizes: members 48.6%, 41.1% and 44.0% (mean 44.5%),
   the ensemble 51.1%: +6.5 points over the mean, +2.5 over the best.
 - These members are short runs on 1,000 images, so they differ a lot and the gain is large; labkit's benchmark on
-  the full recipe (README, Ensembles) measures +2.7 points for 3 models, at 3x the compute.
+  the full recipe (README, Ensembles) measures +2.5 points for 3 models, at 3x the compute.
 """),
     exercises(
         ("Why must the members differ (different seeds) for an ensemble to help?",
@@ -885,7 +885,7 @@ demo_widget(ensemble_of, {
          "Barely: with the normal sizes the members go from 48.6% to 48.4%, 41.1% to 41.5% and 44.0% to 44.1% "
          "(EMA 0.99), +0.1 points on average, within the noise, while the ensemble of the same members gains 6.5. "
          "The one-cycle schedule anneals the rate almost to 0 at the end, so the last weights already average the "
-         "end of training (labkit's benchmark on the full recipe: +0.14 +- 0.16 points for its EMA)."),
+         "end of training (labkit's benchmark on the full recipe: +0.09 +- 0.23 points for its EMA)."),
     ),
 ]
 
