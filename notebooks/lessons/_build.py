@@ -938,7 +938,7 @@ demo_widget(quadrants, {
 - **More data**: from scratch passes both (0.666 vs 0.612 fine-tuned on the vehicles, 0.582 vs 0.509 on the
   shapes).
 - The source matters: one trained in seconds has weak features. labkit's benchmark with a stronger source and
-  longer runs (README, Transfer learning) measures fine-tuning +5.5 points over scratch on the similar and +16.9 on
+  longer runs (README, Transfer learning) measures fine-tuning +7.9 points over scratch on the similar and +21.8 on
   the different small target.
 """),
     exercises(
