@@ -235,6 +235,10 @@ class RunLog:
         with self._lock:
             return list(self._epochs)
 
+    def best_epoch(self) -> int | None:
+        """The epoch whose weights best.pt holds: the last epoch record marked best (None before the first)."""
+        return next((e.epoch for e in reversed(self.epochs) if e.best), None)
+
     def epoch_values(self, name: str) -> np.ndarray:
         """One field of the epoch records as floats, NaN where it is None (e.g. 'val_acc' without a val split)."""
         return np.array([_num(getattr(e, name)) for e in self.epochs], dtype=float)

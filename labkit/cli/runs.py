@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             epochs = round(float(steps.epoch[-1]), 2) if len(steps) else None
             if done:
                 f = {"train_acc": done[-1].train_acc, "val_acc": done[-1].val_acc}
-            best = next((e.epoch for e in reversed(done) if e.best), None)
+            best = log.best_epoch()
         vals = [r.status, epochs, best if best is None or best >= 1 else None, f.get("train_acc"), f.get("val_acc"),
                 f.get("test_acc"), r.summary.get("train_seconds")]
         cells = [_fmt(v) for v in vals]

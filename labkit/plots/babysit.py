@@ -41,8 +41,8 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     # the divergent tail and single-batch spikes would squash the curve; keep the smoothed curve in view
-    base = centred if len(centred) == len(lrs) else sm  # the curve the suggestion reads
-    finite = base[np.isfinite(base)]
+    curve = centred if len(centred) == len(lrs) else sm  # the curve the suggestion reads
+    finite = curve[np.isfinite(curve)]
     lo = float(np.nanmin(np.where(np.isfinite(raw), raw, np.nan))) if np.isfinite(raw).any() else float(finite.min())
     # top: the start of the curve plus room, not the divergent tail (which would squash the useful part)
     if finite.size:
@@ -70,7 +70,6 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     if result.config_lr:
         mark(result.config_lr, CONFIG_COLOR, "config lr", ":")
     s = result.suggestion()
-    curve = centred if len(centred) == len(lrs) else sm
     if s is not None:
         y = float(np.interp(math.log(s), np.log(lrs), np.where(np.isfinite(curve), curve, top)))
         ax.plot([s], [y], marker="o", ms=8, color=MIN_COLOR, zorder=5, label=f"suggested: {s:.3g}")

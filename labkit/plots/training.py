@@ -115,12 +115,6 @@ def _history(history: ProbeHistory | RunLog) -> ProbeHistory:
 
 
 # -- learning curves --------------------------------------------------------------
-def best_epoch(log: RunLog) -> int | None:
-    """The epoch whose weights best.pt holds: the last epoch record marked best (None before the first)."""
-    marked = [e.epoch for e in log.epochs if e.best]
-    return marked[-1] if marked else None
-
-
 def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, run_notes: bool = True,
                     figsize: tuple[float, float] | None = None) -> Figure:
     """Loss and accuracy against epochs for one or more runs (RunLogs, or metric rows by label).
@@ -161,7 +155,7 @@ def learning_curves(runs: RunData | Mapping[str, RunData], smooth: float = 0.9, 
                     averaged[w] = None
                     ax.plot(x, log.weight_values(w, va), ls=":", marker=weights_marker(w), color=color, ms=6,
                             lw=1.6, mfc="white")
-            b = best_epoch(log)
+            b = log.best_epoch()
             if b is not None and not log.weight_names:  # best.pt holds these (with averaging: the averaged ones)
                 i = [e.epoch for e in epochs].index(b)
                 best_marked = True

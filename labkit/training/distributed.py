@@ -21,7 +21,6 @@ LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import signal
 import sys
@@ -67,11 +66,11 @@ def init_group(config: Config) -> Group:
 
 def write_rank_file(run_dir: Path, rank: int, record: dict[str, Any]) -> None:
     """This rank's end (status, message, traceback), for the launching process to report."""
+    from ..runs import write_json_atomic
+
     try:
-        path = run_dir / RANK_FILE.format(rank=rank)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"rank": rank, "pid": os.getpid(), "time": time.time(), **record}) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(run_dir / RANK_FILE.format(rank=rank),
+                          {"rank": rank, "pid": os.getpid(), "time": time.time(), **record})
     except OSError:
         pass  # the launcher still learns the exit code from torchrun
 

@@ -199,7 +199,7 @@ def _execute(run: Run, subscribers: list[Callback], hooks: list[TrainHook],
     status, message = "completed", ""
     try:
         torch.set_num_threads(replicas.threads(cfg.train.threads or default_threads(cfg)))
-        device = getattr(replicas, "device", None) or resolve_device(cfg.train.device)
+        device = replicas.device or resolve_device(cfg.train.device)
         summary.update({"device": str(device), **replicas.describe()})
         data, model, opt, sched, transfer = _prepare(cfg, lr_scales, device)
         run.model, run.data = getattr(model, "full", model), data  # a linear probe's whole network

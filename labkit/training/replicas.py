@@ -35,6 +35,7 @@ class Replicas:
 
     rank, world, local_rank, local_world = 0, 1, 0, 1
     backend = ""
+    device: torch.device | None = None  # a rank's own device; None alone: the config's train.device
 
     @property
     def is_main(self) -> bool:
