@@ -364,7 +364,6 @@ def large_batch_demo(out: str = "runs", *, base: Any = None, subset: int = LARGE
 
     from .config import Config
     from .data.sets import is_image, train_size_of
-    from .runs import load_run
     from .transfer import cached_train, find_run
 
     say = progress or (lambda text: None)
@@ -398,8 +397,7 @@ def large_batch_demo(out: str = "runs", *, base: Any = None, subset: int = LARGE
             over["train.threads"] = threads
         cfg = base.replace(**over)
         say(f"{arm['label']}" + (": reused" if find_run(cfg, store) is not None else f": training {epochs:g} epochs"))
-        rec, hit = cached_train(cfg, store)
-        rec = load_run(rec.dir)
+        rec, hit = cached_train(cfg, store)  # a loaded record either way
         ep, st = rec.rows("epoch"), rec.rows("step")
         final = rec.summary.get("final") or {}
         arm.update({"run": str(rec.dir), "cached": hit, "steps": rec.summary.get("steps"),
