@@ -157,8 +157,8 @@ def zigzag(seed: int = 0, dataset: str = "xor", steps: int = 600, lr: float = 0.
             out["acts"][act] = {
                 "same_sign": float(same.float().sum() / nonzero.float().sum().clamp_min(1)),
                 "positive_inputs": float((inputs > 0).float().mean()),
-                "pair": pick, "path": w[:, u, [a, b]].numpy(),
-                "updates": (w[1:, u, [a, b]] - w[:-1, u, [a, b]]).numpy(),
+                "pair": pick, "path": w[:, u, [a, b]].cpu().numpy(),
+                "updates": (w[1:, u, [a, b]] - w[:-1, u, [a, b]]).cpu().numpy(),
                 "val_acc": acc, "losses": np.array(losses),
             }
     lines = [f"{act}: {r['positive_inputs']:.0%} of the layer's inputs are positive; the gradient on a unit's "
@@ -248,7 +248,7 @@ def preprocess(seed: int = 0, subset: int = 2000, epochs: float = 5, lr: float =
                              "train.batch_size": 64, "train.seed": seed, "train.threads": threads})
             run, logs[m] = _train(cfg, m)
             x = run.data.to_input(run.data.train_x[:500]).float()
-            inputs[m] = {"values": x.flatten()[::7].numpy(), "mean": x.mean(dim=(0, 2, 3)).tolist(),
+            inputs[m] = {"values": x.flatten()[::7].cpu().numpy(), "mean": x.mean(dim=(0, 2, 3)).tolist(),
                          "std": x.std(dim=(0, 2, 3)).tolist()}
     lines = [f"{m:>12}: input mean {np.mean(inputs[m]['mean']):+.2f}, std {np.mean(inputs[m]['std']):.2f}; "
              f"train loss {logs[m].epoch_values('train_loss')[-1]:.3f}, val acc {_val_acc(logs[m]):.3f} after "
@@ -318,8 +318,8 @@ def batchnorm(seed: int = 0, dataset: str = "spirals", depth: int = 4, width: in
                  + ", ".join(f"{a:.3f} in batches of {b}" for a, b in zip(train_mode, batch_sizes)))
     return {"dataset": dataset, "cases": cases, "curves": curves, "status": status, "eval_acc": eval_acc,
             "batch_sizes": list(batch_sizes), "train_mode_acc": train_mode,
-            "running_mean": bn.running_mean.numpy()[:32].copy(), "data_mean": h.mean(0).numpy()[:32],
-            "batch_means": batch_means.numpy()[:, :32], "lines": lines}
+            "running_mean": bn.running_mean.cpu().numpy()[:32].copy(), "data_mean": h.mean(0).cpu().numpy()[:32],
+            "batch_means": batch_means.cpu().numpy()[:, :32], "lines": lines}
 
 
 # -- cross-validation --------------------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def l1_l2(seed: int = 0, dataset: str = "spirals", l2: float = 1e-2, l1: float =
                              "optim.lr": 0.1, "schedule.name": "cosine", "train.epochs": epochs, "train.seed": seed,
                              **over})
             run, log = _train(cfg, label)
-            weights[label] = torch.cat([p.detach().flatten() for p in run.model.parameters() if p.ndim > 1]).numpy()
+            weights[label] = torch.cat([p.detach().flatten() for p in run.model.parameters() if p.ndim > 1]).cpu().numpy()
             acc[label] = _val_acc(log)
     zeros = {k: float((np.abs(w) < near_zero).mean()) for k, w in weights.items()}
     lines = [f"{k:>10}: {zeros[k]:.0%} of weights below {near_zero:g} in size, largest {np.abs(w).max():.2f}, "
@@ -489,8 +489,8 @@ def dropout(seed: int = 0, dataset: str = "spirals", p: float = 0.5, epochs: flo
         model, data = run.model, run.data
         x = data.to_input(data.train_x)
         drop = next(m for m in model.modules() if isinstance(m, nn.Dropout))
-        out["dropout"] = {"train": _unit_means(model, drop, x, True, draws).numpy(),
-                          "eval": _unit_means(model, drop, x, False, 1).numpy(), "val_acc": _val_acc(log)}
+        out["dropout"] = {"train": _unit_means(model, drop, x, True, draws).cpu().numpy(),
+                          "eval": _unit_means(model, drop, x, False, 1).cpu().numpy(), "val_acc": _val_acc(log)}
         hidden: list[torch.Tensor] = []
         handle = drop.register_forward_hook(lambda mod, i, o: hidden.append(i[0].detach()))
         with torch.no_grad():
@@ -499,14 +499,14 @@ def dropout(seed: int = 0, dataset: str = "spirals", p: float = 0.5, epochs: flo
         h = hidden[0]
         one = h[:, int(h.mean(0).argmax())]  # the unit with the largest mean: its values train vs eval
         with torch.no_grad():
-            out["unit"] = {"eval": one.numpy(), "train": F.dropout(one.repeat(5), p, True).numpy()}
+            out["unit"] = {"eval": one.cpu().numpy(), "train": F.dropout(one.repeat(5), p, True).cpu().numpy()}
             ratios = [float(torch.stack([F.dropout(h, q, True) for _ in range(draws)]).mean() / h.mean()) for q in ps]
         out["ps"], out["ratio_inverted"] = list(ps), ratios
         run2, log2 = _train(_config(**base, **{"model.dropconnect": p}), "dropconnect")
         layer = next(m for m in run2.model.modules() if isinstance(m, DropConnectLinear))
         x2 = run2.data.to_input(run2.data.train_x)
-        out["dropconnect"] = {"train": _unit_means(run2.model, layer, x2, True, draws).numpy(),
-                              "eval": _unit_means(run2.model, layer, x2, False, 1).numpy(), "val_acc": _val_acc(log2)}
+        out["dropconnect"] = {"train": _unit_means(run2.model, layer, x2, True, draws).cpu().numpy(),
+                              "eval": _unit_means(run2.model, layer, x2, False, 1).cpu().numpy(), "val_acc": _val_acc(log2)}
     for k in ("dropout", "dropconnect"):
         r = out[k]
         r["ratio"] = float(r["train"].mean() / r["eval"].mean())

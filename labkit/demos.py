@@ -125,10 +125,10 @@ def augment_preview(reg_cfg: RegConfig | None = None, data_cfg: DataConfig | Non
     mean, std = data.mean.view(1, -1, 1, 1), data.std.view(1, -1, 1, 1)
 
     def show_u8(x: torch.Tensor) -> np.ndarray:
-        return x.permute(0, 2, 3, 1).float().div(255).numpy()
+        return x.permute(0, 2, 3, 1).float().div(255).cpu().numpy()
 
     def show_f(x: torch.Tensor) -> np.ndarray:  # normalized floats back to [0, 1] pixels
-        return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).contiguous().numpy()
+        return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     pad = reg.crop if reg.crop > 0 else 4
     size = reg.cutout if reg.cutout > 0 else 12

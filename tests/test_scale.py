@@ -40,7 +40,7 @@ def test_two_processes_on_loopback_write_one_run_that_equals_one_process(spirals
     """2 ranks at global batch 64 = 1 process whose batch norm sees 32-example groups: gradients are averaged."""
     args = ["train", "--data", "spirals", "--model", "mlp", "--width", "16", "--epochs", "1", "--batch-size", "64",
             "--points", "512", "--probe-every", "5", "--threads", "1", "--runs", str(run_store), "--quiet",
-            "--nproc", "2", "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+            "--nproc", "2", "--device", "cpu", "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
     assert main(args) == 0, capsys.readouterr()
     runs = [d for d in run_store.iterdir() if d.is_dir()]
     assert len(runs) == 1  # one ordinary run, written by rank 0
@@ -185,7 +185,7 @@ def test_bn_group_equal_to_the_batch_trains_as_plain_batch_norm(spirals_config):
         torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
 def test_bad_scale_settings_are_one_line_and_exit_2(flags, says, capsys, tmp_path):
-    code = main(["train", "--data", "spirals", "--model", "mlp", "--runs", str(tmp_path), *flags])
+    code = main(["train", "--data", "spirals", "--model", "mlp", "--runs", str(tmp_path), "--device", "cpu", *flags])
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and len(err.splitlines()) == 1, err
     assert not any(tmp_path.iterdir())
@@ -270,7 +270,7 @@ def test_a_search_refuses_several_workers_each_starting_data_parallel_ranks(tmp_
     """--workers 2 x --nproc 2 would run 4 training processes on a 2-core machine: one line, exit 2, no trial."""
     argv = ["search", "--space", "optim.lr=log:1e-3:1", "--data", "spirals", "--model", "mlp", "--trials", "2",
             "--runs", str(tmp_path / "runs")]
-    assert main([*argv, "--nproc", "2", "--workers", "2"]) == 2
+    assert main([*argv, "--nproc", "2", "--device", "cpu", "--workers", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workers 2 with --nproc 2 would train 4 processes" in err
     assert not list((tmp_path / "runs").glob("*/config.json"))  # no trial started

@@ -60,7 +60,7 @@ def test_loading_keeps_the_backbone_and_makes_a_new_head(source, tmp_path):
     head = head_of(model)
     for k, v in model.state_dict().items():
         if not k.startswith(head + "."):
-            assert torch.equal(v, src[k]), k
+            assert torch.equal(v.cpu(), src[k].cpu()), k
     fresh = build_model(cfg.model, data.input_shape, 2, seed=cfg.train.seed).state_dict()
     assert model.state_dict()[f"{head}.weight"].shape == (2, src[f"{head}.weight"].shape[1])
     assert torch.equal(model.state_dict()[f"{head}.weight"], fresh[f"{head}.weight"])  # the run's own seeded head

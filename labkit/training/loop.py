@@ -45,11 +45,14 @@ DIVERGE_FACTOR = 1e4
 @torch.inference_mode()  # no autograd bookkeeping at all: ~10% faster than no_grad on the default convnet (CPU)
 def evaluate(model: nn.Module, data: Data, split: str, batch_size: int = 1000, tta: bool = False,
              precision: str = "fp32") -> tuple[float, float]:
-    """(mean loss, accuracy) on `split` in eval mode; with tta, images are averaged with their mirror."""
+    """(mean loss, accuracy) on `split` in eval mode; with tta, images are averaged with their mirror. Batches go
+    to the model's device (a trained run's model may sit on the GPU while freshly loaded data is on the CPU)."""
     was = model.training
     model.eval()
+    device = next(model.parameters()).device
     total, loss_sum, correct = 0, 0.0, 0
     for x, y in eval_batches(data, split, batch_size):
+        x, y = x.to(device), y.to(device)
         with autocast(precision, x.device):
             logits = model(x)
             if tta and data.kind == "image":
