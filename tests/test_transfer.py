@@ -63,7 +63,7 @@ def test_loading_keeps_the_backbone_and_makes_a_new_head(source, tmp_path):
             assert torch.equal(v.cpu(), src[k].cpu()), k
     fresh = build_model(cfg.model, data.input_shape, 2, seed=cfg.train.seed).state_dict()
     assert model.state_dict()[f"{head}.weight"].shape == (2, src[f"{head}.weight"].shape[1])
-    assert torch.equal(model.state_dict()[f"{head}.weight"], fresh[f"{head}.weight"])  # the run's own seeded head
+    assert torch.equal(model.state_dict()[f"{head}.weight"].cpu(), fresh[f"{head}.weight"])  # the run's own seeded head
     # the same classes: the source's head is kept too
     same = tiny(tmp_path, **{"data.classes": "bird,cat,dog", "data.subset": 30, "data.val_size": 0,
                              "model.init_from": str(source.dir)})
