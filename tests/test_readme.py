@@ -2,8 +2,9 @@
 
 How budgets are made small: the test rewrites the README's numbers, never labkit's behaviour. Python blocks
 get the literal substitutions in PY_FAST (each must occur in the README, so an edited README fails here instead
-of silently training a full budget); CIFAR commands get the flags in CMD_FAST appended (argparse keeps the last
-value of a flag, so `--epochs 10 ... --epochs 1` trains one epoch); every training command runs on one thread.
+of silently training a full budget); CIFAR commands, `labkit demo init` and `labkit demo optimizers` get the flags
+in CMD_FAST appended (argparse keeps the last value of a flag, so `--epochs 10 ... --epochs 1` trains one epoch);
+every training command runs on one thread.
 Commands on the 2-D sets and on the folder of 60 images the test makes run exactly as written. CIFAR-10 is
 $LABKIT_DATA's training set with a 500-image test set, so the test evaluation ending each run is quick. Nothing
 in labkit reads a test switch: what runs is what a reader runs, only shorter. (An environment variable that the
@@ -60,6 +61,9 @@ CMD_FAST = {
     "recipe": [*_SMALL_FLAGS, "--coarse-trials", "2", "--fine-trials", "1", "--coarse-epochs", "1",
                "--fine-epochs", "1", "--workers", "1", "--lr-iters", "10"],
     "search-demo": ["--repeats", "50"],
+    # forward-only and 2-D demos: fewer layers (panels to draw) and steps, the same code and figures
+    "demo-init": ["--depth", "6", "--width", "200", "--n", "300"],
+    "demo-optimizers": ["--steps", "60"],
 }
 AS_WRITTEN = ("spirals", "circles", "xor", "blobs", "folder")  # 2-D sets and the 60-image folder: already small
 
@@ -98,13 +102,15 @@ def commands(body: str) -> list[list[str]]:
 
 
 def fast(tokens: list[str]) -> list[str]:
-    """The command with the smaller budget flags appended (CIFAR commands), on one torch thread.
+    """The command with the smaller budget flags appended (CIFAR commands, two demos), on one torch thread.
 
     One thread, as every test here: the suite runs two workers on two cores, and two OpenMP threads on a busy
     core wait at every barrier (benchmarks/RESULTS.md measured 4x slower checks); the 2-D sets use one anyway.
     """
     data = tokens[tokens.index("--data") + 1] if "--data" in tokens else "cifar10"
     sub = tokens[1]
+    if sub == "demo" and len(tokens) > 2 and f"demo-{tokens[2]}" in CMD_FAST:
+        return tokens + CMD_FAST[f"demo-{tokens[2]}"]
     if sub == "search" and ("--report" in tokens or "--demo" in tokens):
         return tokens + (CMD_FAST["search-demo"] if "--demo" in tokens else [])
     if sub not in ("train", "check", "search", "recipe"):
