@@ -31,10 +31,12 @@ def test_relu_at_a_high_learning_rate_has_dead_units_and_leaky_relu_none():
     assert relu > 0.2 and leaky == 0.0
 
 
-def test_inverted_dropout_and_dropconnect_keep_the_mean():
-    r = dropout(epochs=1, width=32, draws=20, ps=(0.2, 0.8))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_inverted_dropout_and_dropconnect_keep_the_mean(seed):
+    """Seed 1's DropConnect units nearly cancel in sum: the plain ratio of means read 0.85 there."""
+    r = dropout(seed=seed, epochs=1, width=32, draws=20, ps=(0.2, 0.8))
     assert r["dropout"]["ratio"] == pytest.approx(1.0, abs=0.05)
-    assert r["dropconnect"]["ratio"] == pytest.approx(1.0, abs=0.1)
+    assert r["dropconnect"]["ratio"] == pytest.approx(1.0, abs=0.05)
     assert r["ratio_inverted"] == pytest.approx([1.0, 1.0], abs=0.05)
     assert np.mean(r["unit"]["train"] == 0) > np.mean(r["unit"]["eval"] == 0)  # dropped values are zeros
 
