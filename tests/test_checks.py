@@ -60,9 +60,12 @@ def test_initial_loss_on_cifar_defaults_and_large_init(cifar_config):
     bad = check_initial_loss(cifar_config.replace(**{"model.init": "large", "model.norm": "none"}), data,
                              examples=256)
     assert not bad.passed and bad.values["loss"] > 3 * math.log(10)
-    # batch norm rescales each layer's output whatever the init: the same large init starts near ln 10
+    # batch norm rescales each hidden layer's output whatever the init: the same large init starts within 1.5 ln 10
+    # (2.7-3.0 on four seeds here, 3.3 on another 1,000 images: the last layer, after the last batch norm, keeps
+    # some of the large scale, so whether the check passes it depends on the images; the fall is what is sure)
     robust = check_initial_loss(cifar_config.replace(**{"model.init": "large"}), data, examples=256)
-    assert robust.passed and robust.values["loss"] < 1.5 * math.log(10), robust.summary
+    assert robust.values["loss"] < 1.5 * math.log(10) and robust.values["loss"] < bad.values["loss"] / 2, \
+        robust.summary
 
 
 def test_initial_loss_ignores_the_configs_regularization(spirals_config):
