@@ -75,6 +75,22 @@ def test_lr_preview_follows_schedule_controls(lab):
     assert len(lab.lr_preview) == 9 * (1000 // 50)
 
 
+def test_a_schedule_drawn_before_is_shown_again_without_drawing_it(lab, monkeypatch):
+    """Back to a plan already previewed: the same picture at once, and the preview is not drawn again."""
+    w = lab.controls.widgets
+    w["schedule.name"].value = "cosine"
+    cosine_png, cosine_fig = lab.live.lr.image.value, lab.live.lr.fig
+    w["schedule.name"].value = "onecycle"
+    assert lab.live.lr.image.value != cosine_png
+    import labkit.plots
+
+    drawn = []
+    monkeypatch.setattr(labkit.plots, "lr_curve", lambda *a, **k: drawn.append(a) or pytest.fail("drawn again"))
+    w["schedule.name"].value = "cosine"
+    assert lab.live.lr.image.value == cosine_png and lab.live.lr.fig is cosine_fig and not drawn
+    assert lab.live.lr.curve == lab.lr_preview == schedule_curve(lab.config)
+
+
 def test_impossible_settings_are_explained_and_train_is_refused(lab):
     w = lab.controls.widgets
     w["optim.name"].value = "lbfgs"

@@ -16,6 +16,7 @@ import io
 import math
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable
 
 import ipywidgets as W
@@ -160,7 +161,15 @@ class CurvesView(FigureView):
 
 
 class LRView(FigureView):
-    """The planned LR (from the same Schedule the loop uses) and the rates the optimizer used so far."""
+    """The planned LR (from the same Schedule the loop uses) and the rates the optimizer used so far.
+
+    Previews of a plan alone are kept (the last PREVIEWS plans, for every view of the process): going back to a
+    schedule already drawn (cosine -> onecycle -> cosine, a preset and back, a second Lab) shows it at once
+    instead of drawing it again (a quarter of a second of the cores training may be using).
+    """
+
+    PREVIEWS = 16
+    _previews: "OrderedDict[tuple, tuple[bytes, Figure]]" = OrderedDict()
 
     def __init__(self) -> None:
         super().__init__(width="100%", max_width="480px")
@@ -184,8 +193,17 @@ class LRView(FigureView):
         from ..plots import lr_curve
 
         self._plan_only = log is None or not len(log.steps)
+        key = (tuple(self.curve), self.steps_per_epoch)
+        if self._plan_only and key in self._previews:
+            self._previews.move_to_end(key)
+            self.image.value, self.fig = self._previews[key]
+            return
         self.show(lr_curve({"used so far": log} if log is not None and len(log.steps) else {},
                            self.steps_per_epoch or None, plan=self.curve, figsize=LR_SIZE))
+        if self._plan_only:
+            self._previews[key] = (self.image.value, self.fig)
+            while len(self._previews) > self.PREVIEWS:
+                self._previews.popitem(last=False)
 
 
 class ProbeViews:
