@@ -193,17 +193,18 @@ class LRView(FigureView):
         from ..plots import lr_curve
 
         self._plan_only = log is None or not len(log.steps)
+        if not self._plan_only:  # a run's rates over the plan: new every redraw while it trains
+            self.show(lr_curve({"used so far": log}, self.steps_per_epoch or None, plan=self.curve, figsize=LR_SIZE))
+            return
         key = (tuple(self.curve), self.steps_per_epoch)
-        if self._plan_only and key in self._previews:
+        if key in self._previews:
             self._previews.move_to_end(key)
             self.image.value, self.fig = self._previews[key]
             return
-        self.show(lr_curve({"used so far": log} if log is not None and len(log.steps) else {},
-                           self.steps_per_epoch or None, plan=self.curve, figsize=LR_SIZE))
-        if self._plan_only:
-            self._previews[key] = (self.image.value, self.fig)
-            while len(self._previews) > self.PREVIEWS:
-                self._previews.popitem(last=False)
+        self.show(lr_curve({}, self.steps_per_epoch or None, plan=self.curve, figsize=LR_SIZE))
+        self._previews[key] = (self.image.value, self.fig)
+        while len(self._previews) > self.PREVIEWS:
+            self._previews.popitem(last=False)
 
 
 class ProbeViews:
