@@ -461,8 +461,10 @@ def test_figures_carry_two_device_pixels_per_css_pixel_and_fit_their_container()
     assert img.layout.display == ""
 
 
-def test_lr_preview_keeps_its_axis_labels_when_the_rate_changes_by_decades():
+def test_lr_preview_keeps_its_axis_labels_when_the_rate_changes_by_decades(monkeypatch):
     """Margins solved for 0.30's tick labels cut 0.00012's (and the axis label) off: the view re-solves them."""
+    from collections import OrderedDict
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from labkit.data.sets import train_size_of
@@ -471,6 +473,8 @@ def test_lr_preview_keeps_its_axis_labels_when_the_rate_changes_by_decades():
 
     cfg = Config()
     size = train_size_of(cfg.data)
+    # no picture kept from another test: each plan is drawn here, the next on the margins of the one before
+    monkeypatch.setattr(LRView, "_previews", OrderedDict())
     view = LRView()
     for lr in (0.3, 0.000123, 123.0):
         view.set_plan(schedule_curve(cfg.replace(**{"optim.lr": lr}), size), steps_per_epoch(size, 64))
