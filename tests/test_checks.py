@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from labkit import Config, LabkitError
+from labkit import train as labkit_train
 from labkit.babysit.checks import check_initial_loss, check_overfit, check_regularization, run_checks
 from labkit.cli import main
 from labkit.data import load_data
@@ -131,15 +132,50 @@ def test_lr_range_test_is_deterministic_with_a_seed(spirals_config):
 
 def test_lr_range_test_grows_lr_exponentially_and_stops_on_divergence(spirals_config):
     cfg = spirals_config.replace(**{"model.norm": "none"})  # without batch norm a huge LR blows the loss up
-    r = lr_range_test(cfg, start=1e-4, end=1e4, iters=60)
+    r = lr_range_test(cfg, start=1e-4, end=1e4, iters=60, confirm=0)  # the curve's own reading, no short runs
     ratios = [b / a for a, b in zip(r.lrs, r.lrs[1:])]
     assert r.lrs[0] == pytest.approx(1e-4) and max(ratios) == pytest.approx(min(ratios))
     assert ratios[0] == pytest.approx((1e8) ** (1 / 59))
     assert r.stopped_early and len(r.lrs) < 60 and r.stop_lr is not None
-    assert r.minimum_lr is not None and r.edge_lr is not None and r.suggestion() == r.edge_lr / 2
+    assert r.minimum_lr is not None and r.edge_lr is not None and r.suggestion() == r.edge_lr / 2 and not r.trials
     assert r.minimum_lr <= r.edge_lr and r.min_lr == r.minimum_lr / 10  # the old rule, kept for comparison
     assert r.start < r.suggestion() < r.stop_lr
     assert r.fix() == {"optim.lr": pytest.approx(r.suggestion(), rel=1e-2)} and r.to_dict()["fix"] == r.fix()
+
+
+def test_short_runs_pick_the_suggestion_from_the_floors_end_down(spirals_config, run_store):
+    said: list[str] = []
+    r = lr_range_test(spirals_config, iters=40, progress=said.append)
+    assert r.edge_lr is not None and not r.why_none
+    tried = [t["lr"] for t in r.trials]
+    assert tried == pytest.approx([r.edge_lr, r.edge_lr / 2, r.edge_lr / 4, r.edge_lr / 8])
+    assert all(t["status"] == "completed" and t["metric"] == "val_loss" for t in r.trials)
+    # the 5-epoch run has 155 steps: each short run takes 100 of them (10% of a run, at least 100), on the
+    # run's own schedule squeezed into them
+    assert 5 * (len(load_data(spirals_config.data, 0).train_y) // 32) == 155 and {t["steps"] for t in r.trials} == {100}
+    best = min(r.trials, key=lambda t: t["score"])
+    assert r.suggestion() == r.confirmed_lr == best["lr"] and r.fix() == {"optim.lr": float(f"{best['lr']:.3g}")}
+    assert said == [f"short run {i} of 4: lr {lr:.3g}, {r.trials[0]['steps']} steps" for i, lr in enumerate(tried, 1)]
+    assert "short runs (" in r.text() and "<- best" in r.text() and "the best of 4 short runs" in r.text()
+    assert json.loads(json.dumps(r.to_dict()))["trials"][0]["lr"] == tried[0]
+    assert list(run_store.iterdir()) == []  # the short runs are not the user's runs: nothing in the run store
+    # a short run scores what the same run trained by `labkit.train` scores (its validation loss)
+    same = spirals_config.replace(**{"optim.lr": best["lr"], "train.test": False, "train.steps": 100})
+    assert labkit_train(same).summary["final"]["val_loss"] == pytest.approx(best["score"], rel=1e-6)
+
+
+def test_short_runs_that_diverge_are_not_suggested(spirals_config):
+    from labkit.babysit.lr_finder import confirm_lr
+
+    cfg = spirals_config.replace(**{"model.norm": "none", "train.epochs": 2})
+    got = confirm_lr(cfg, [100.0, 0.1])
+    assert [t["status"] for t in got] == ["diverged", "completed"] and got[0]["score"] is None
+    assert got[1]["score"] < math.log(2)
+    for bad in (9, -1, 2.5, True):
+        with pytest.raises(LabkitError, match=f"confirm={bad!r}"):
+            lr_range_test(cfg, confirm=bad)
+    with pytest.raises(LabkitError, match="unknown LR range test option"):
+        run_checks(cfg, lr_options={"confrim": 2})
 
 
 @pytest.mark.parametrize("optimizer", ["nesterov", "adam"])
@@ -157,6 +193,7 @@ def test_lr_range_test_leaves_model_and_optimizer_bit_identical(spirals_config, 
         if with_test:
             r = lr_range_test(cfg, model=model, optimizer=opt, data=data, iters=30)
             assert len(r.lrs) >= 10 and min(r.smoothed) < r.smoothed[0]  # it did train the model meanwhile
+            assert not r.trials and "no short runs" in r.note  # they would train the config's model, not this one
             after = _state(model, opt)
             for k, v in before[0].items():
                 assert torch.equal(v, after[0][k]), k

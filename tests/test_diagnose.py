@@ -529,10 +529,17 @@ def test_panel_check_button_uses_the_suggested_lr(tmp_path):
     lab = Lab(out=str(tmp_path), query="")
     lab.controls.apply_preset("spirals (instant, offline)")
     panel = lab.extra_tabs["Diagnose"]
+    shown: list[str] = []  # what the status line said while the check ran
+    panel.check_status.observe(lambda ch: shown.append(ch["new"]), "value")
     report = panel.check()
     assert report is not None and report.text(fix_text=describe_changes) in html.unescape(panel.check_text.value)
     assert panel.check_img.value[:4] == b"\x89PNG"
     assert panel.suggested_lr is not None and not panel.use_lr_btn.disabled
+    # the short runs that pick it are announced one by one, and the button offers the best one's rate
+    runs = [v for v in shown if "short run" in v]
+    assert [v.split(":")[0] for v in runs] == [f"<i>short run {i} of 4" for i in range(1, 5)]
+    assert panel.suggested_lr == min(report.lr.trials, key=lambda t: t["score"])["lr"]
+    assert panel.use_lr_btn.description == f"Use suggested LR {panel.suggested_lr:.2g}"
     panel.use_lr_btn.click()
     assert lab.config.optim.lr == pytest.approx(panel.suggested_lr, rel=1e-6)
 

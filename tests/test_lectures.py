@@ -148,7 +148,8 @@ def test_lr_suggestion_trains_about_as_well_as_the_tuned_rate(tmp_path):
     r = lr_range_test(cfg)
     s = r.suggestion()
     assert s is not None and 0.3 / 3 <= s <= 0.3 * 3 and not r.why_none
-    assert r.minimum_lr <= r.edge_lr and s == r.edge_lr / 2
+    # picked by short runs from the floor's end down: the one that trained best in them
+    assert r.minimum_lr <= r.edge_lr and s == min(r.trials, key=lambda t: t["score"])["lr"] <= r.edge_lr
     acc = {lr: train(cfg.replace(**{"optim.lr": lr})).summary["final"]["val_acc"] for lr in (float(f"{s:.3g}"), 0.3)}
     assert acc[float(f"{s:.3g}")] >= acc[0.3] - 0.03
 

@@ -52,7 +52,7 @@ from ..data.sets import Data
 from ..diagnosis.fixes import Fix, Option, changes_text, init_options
 from ..diagnosis.fmt import round3
 from ..errors import LabkitError
-from .lr_finder import LRFinderResult, lr_range_test
+from .lr_finder import CONFIRM_RUNS, LRFinderResult, lr_range_test
 from ..optimizers import build_optimizer, needs_closure
 from ..precision import resolve_precision
 from ..training import build_run_model
@@ -381,7 +381,8 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
                lr_options: dict[str, Any] | None = None) -> CheckReport:
     """Run the pre-training checks and (unless lr_test=False) the LR range test on `config`.
 
-    lr_options: keyword arguments of lr_range_test (start, end, iters, smooth, diverge).
+    lr_options: keyword arguments of lr_range_test (start, end, iters, smooth, diverge, confirm: the short runs
+    that pick the suggestion, 0 to read it from the curve alone).
     """
     from ..data.sets import load_data
     from ..precision import resolve_device
@@ -392,11 +393,12 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
     cfg = config.copy().validate()
     # bad options fail at once, not after the checks that come before them
     if lr_test:
-        opts = {"start": 1e-7, "end": 10.0, "iters": 100, "smooth": 0.98, "diverge": 4.0, **(lr_options or {})}
-        unknown = set(opts) - {"start", "end", "iters", "smooth", "diverge"}
+        opts = {"start": 1e-7, "end": 10.0, "iters": 100, "smooth": 0.98, "diverge": 4.0, "confirm": CONFIRM_RUNS,
+                **(lr_options or {})}
+        unknown = set(opts) - {"start", "end", "iters", "smooth", "diverge", "confirm"}
         if unknown:
             raise LabkitError(f"unknown LR range test option(s) {sorted(unknown)}; "
-                              f"choose from start, end, iters, smooth, diverge")
+                              f"choose from start, end, iters, smooth, diverge, confirm")
         _check_args(**opts)
     _check_overfit_args(overfit_images, overfit_steps)
     say = progress or (lambda s: None)
@@ -417,7 +419,7 @@ def run_checks(config: Config, *, lr_test: bool = True, overfit_images: int = 20
                          f"lr is not a learning rate to find")
         elif lr_test:
             say("LR range test")
-            result = lr_range_test(cfg, data=data, **(lr_options or {}))
+            result = lr_range_test(cfg, data=data, progress=say, **(lr_options or {}))
     m = cfg.model
     title = (f"labkit check: {cfg.data.dataset} ({len(data.train_y)} training examples, {data.num_classes} classes), "
              f"{m.kind} depth {m.depth} width {m.width} {m.activation}, init {m.init}, norm {m.norm}; "

@@ -16,16 +16,23 @@ Decisions a user should know:
   100-step test, and moved the minimum that far to the right. The curve is cut where the loss, having
   fallen, climbs back above its start (divergence; a dead network's loss of ln C after a blow-up can
   be lower than the start, a second "minimum" that is no place to train).
-- The suggestion: the upper edge of the curve's floor (the highest LR at which the smoothed loss is
-  still within 20% of its fall above the minimum, `edge_lr`), halved. Measured by training with it
-  (benchmarks/RESULTS.md, "LR range test"): 1.7-2.6x below the best rate on a 2-D MLP and an Adam MLP
-  without normalization, within 1 point of its accuracy (the old "minimum of the EMA / 10" was 4-7x
-  below); on the default recipe 3.1-5.5x above its best rate (0.3, the recipe's own), 0.4-2.8 points
-  below it (batch norm keeps a 100-step test's loss falling to lr ~3): there it is the top of the usable
-  range, not the rate to train at. `minimum_lr` (the floor's lowest point) and `steepest_lr` (steepest
-  descent in log lr) are shown too. When the loss never falls clearly below its start (by less than 2%
-  or one step's noise: a flat curve, e.g. a deep sigmoid net at N(0, 0.01)), there is no usable
-  suggestion: `suggestion()` is None and `why_none` says why.
+- What the curve gives: the upper edge of its floor (the highest LR at which the smoothed loss is still
+  within 20% of its fall above the minimum, `edge_lr`), `minimum_lr` (the floor's lowest point) and
+  `steepest_lr` (steepest descent in log lr). The edge is the top of the usable range, but where to train
+  below it differs by config: the best rate measured by training sat at ~1/6 of the edge on the default
+  recipe (batch norm keeps a 100-step test's loss falling to lr ~3) and at about the edge on a 2-D MLP and
+  an Adam MLP; no rule read from the curve alone fitted all three (benchmarks/RESULTS.md, "LR range test").
+- So the suggestion is confirmed by training (`confirm`, 4 by default): short runs of the config itself
+  (its model, data, optimizer and schedule, squeezed into 10% of the run's steps, at least 100 and at most
+  all of them; no probes, test set, averaging or early stopping; into a temporary folder, not the run
+  store) at the edge, edge / 2, / 4 and / 8, and the one with the lowest validation loss (training loss
+  without a validation split) is the suggestion. Measured: within 1.6x of the tuned rate on all three
+  configs and three seeds (RESULTS). `confirm=0` reads the curve alone: the edge / 2 (1.7-2.6x below the
+  best rate on the two MLPs, 3.1-5.5x above it on the recipe). Short runs are skipped when the test was
+  given its own model (they would train the config's, not it).
+- When the loss never falls clearly below its start (by less than 2% or one step's noise: a flat curve,
+  e.g. a deep sigmoid net at N(0, 0.01)), there is no usable suggestion and no short run: `suggestion()`
+  is None and `why_none` says why; likewise when every short run diverged.
 - The model and optimizer given (or built) are restored exactly afterwards:
   parameters, batch-norm running statistics, optimizer state (momentum
   buffers, Adam moments, learning rates), gradients, train/eval mode and
@@ -37,7 +44,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,11 +53,14 @@ from torch import nn
 from ..config import Config
 from ..data.sets import Data
 from ..errors import LabkitError
+from ..fields import FIELDS
 from ..optimizers import build_optimizer, needs_closure
 
 
 FLOOR = 0.2  # the floor: where the smoothed loss is within this fraction of its fall above the minimum
 BACKOFF = 2.0  # the suggestion is the floor's upper edge divided by this
+CONFIRM_RUNS = 4  # short runs that confirm the suggestion: at the floor's end, / 2, / 4, / 8
+CONFIRM_FRACTION, CONFIRM_MIN_STEPS = 0.1, 100  # each short run's steps: this fraction of the run's, at least this
 MIN_FALL = 0.02  # a fall smaller than this fraction of the starting loss (or one step's noise) is no fall
 SIGMA = 0.03  # the centred smoothing's width, as a fraction of the steps
 
@@ -77,6 +87,8 @@ class LRFinderResult:
     centred: list[float] = field(default_factory=list)  # the lag-free smoothed loss the suggestion reads
     why_none: str = ""  # why there is no usable suggestion ("" when there is one)
     note: str = ""  # a caveat about the suggestion (e.g. the floor reaches the end of the range)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # the short runs that confirm it (see confirm_lr)
+    confirmed_lr: float | None = None  # the short run with the lowest validation loss: the suggestion
 
     @property
     def min_lr(self) -> float | None:
@@ -84,8 +96,17 @@ class LRFinderResult:
         return self.minimum_lr / 10 if self.minimum_lr is not None else None
 
     def suggestion(self) -> float | None:
-        """The LR to use: the floor's upper edge / 2; None when the curve gives none (see `why_none`)."""
-        return self.edge_lr / BACKOFF if self.edge_lr is not None else None
+        """The LR to use: the best short run's when short runs confirmed it, else the floor's upper edge / 2;
+        None when the curve gives none or every short run diverged (see `why_none`)."""
+        if self.trials:
+            return self.confirmed_lr
+        return self.edge_lr / BACKOFF if self.edge_lr is not None and not self.why_none else None
+
+    def how(self) -> str:
+        """How the suggestion was reached, in a few words (for the text and the plot)."""
+        if self.trials:
+            return f"the best of {len(self.trials)} short runs"
+        return f"the floor's end / {BACKOFF:g}"
 
     def fix(self) -> dict[str, float]:
         """The suggestion as a config change, {"optim.lr": lr} to 3 digits; {} when there is none."""
@@ -111,13 +132,22 @@ class LRFinderResult:
         if s is None:
             return ran + f"\n  no usable suggestion: {self.why_none}"
         sugg = (f"  steepest descent: lr {fmt(self.steepest_lr)}   minimum: lr {fmt(self.minimum_lr)}   "
-                f"floor ends: lr {fmt(self.edge_lr)}   -> suggested lr {fmt(s)} (the floor's end / {BACKOFF:g})")
+                f"floor ends: lr {fmt(self.edge_lr)}")
+        if self.trials:
+            t0 = self.trials[0]
+            what = "validation loss" if t0["metric"] == "val_loss" else "training loss (no validation split)"
+            sugg += f"\n  short runs ({t0['steps']} steps each, the config's own schedule; {what}):"
+            for t in self.trials:
+                got = f"{t['score']:.4g}" if t["status"] == "completed" else t["status"]
+                sugg += f"\n    lr {t['lr']:<8.3g} {got}" + ("   <- best" if t["lr"] == s else "")
+        sugg += f"\n  -> suggested lr {fmt(s)} ({self.how()})"
         if self.config_lr:
             sugg += f"; the config has {self.config_lr:.3g}, {self.config_lr / s:.2g}x that"
         return ran + "\n" + sugg + (f"\n  note: {self.note}" if self.note else "")
 
 
-def _check_args(start: float, end: float, iters: int, smooth: float, diverge: float) -> None:
+def _check_args(start: float, end: float, iters: int, smooth: float, diverge: float, confirm: int = CONFIRM_RUNS
+                ) -> None:
     for name, v in (("start", start), ("end", end)):
         if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise LabkitError(f"LR range test {name}={v!r}; it must be a positive finite learning rate, "
@@ -132,6 +162,9 @@ def _check_args(start: float, end: float, iters: int, smooth: float, diverge: fl
     if not isinstance(diverge, (int, float)) or not math.isfinite(diverge) or diverge <= 1:
         raise LabkitError(f"LR range test diverge={diverge!r}; the stop factor must be > 1 (4 is usual: "
                           f"stop when the smoothed loss is 4x its best)")
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or not 0 <= confirm <= 8:
+        raise LabkitError(f"LR range test confirm={confirm!r}; give the number of short runs that confirm the "
+                          f"suggestion, 0 to 8 (4 is usual; 0 reads it from the curve alone: the floor's end / 2)")
 
 
 def centred_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
@@ -234,14 +267,19 @@ class _Saved:
 
 
 def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, iters: int = 100,
-                  smooth: float = 0.98, diverge: float = 4.0, model: nn.Module | None = None,
-                  optimizer: torch.optim.Optimizer | None = None, data: Data | None = None) -> LRFinderResult:
-    """Run the LR range test on `config` (or on the given model/optimizer/data) and restore them exactly."""
+                  smooth: float = 0.98, diverge: float = 4.0, confirm: int = CONFIRM_RUNS,
+                  model: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
+                  data: Data | None = None, progress: Callable[[str], None] | None = None) -> LRFinderResult:
+    """Run the LR range test on `config` (or on the given model/optimizer/data) and restore them exactly; then
+    `confirm` short runs of the config from the floor's end down pick the suggestion (0: the floor's end / 2).
+
+    progress: called with a line as each short run starts (the lab and `labkit check` show it).
+    """
     import time
 
     from ..training import own_threads
 
-    _check_args(start, end, iters, smooth, diverge)
+    _check_args(start, end, iters, smooth, diverge, confirm)
     cfg = config.copy().validate()
     if needs_closure(cfg.optim.name) or isinstance(optimizer, torch.optim.LBFGS):
         raise LabkitError(
@@ -253,7 +291,68 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
         raise LabkitError("lr_range_test got an optimizer without its model; pass model= too (or neither)")
     t0 = time.perf_counter()
     with own_threads(cfg):
-        return _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, t0)
+        result = _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, t0)
+    if confirm and result.edge_lr is not None and not result.why_none:
+        if model is not None:
+            result.note = "; ".join(filter(None, [result.note, (
+                "no short runs: the test ran on a model given to it, and they would train the config's own; "
+                "the suggestion is the floor's end / 2")]))
+        else:
+            lrs = [min(result.edge_lr / 2 ** k, FIELDS["optim.lr"].hi) for k in range(confirm)]
+            result.trials = confirm_lr(cfg, lrs, progress)
+            done = [t for t in result.trials if t["status"] == "completed"]
+            if done:
+                best = result.confirmed_lr = min(done, key=lambda t: t["score"])["lr"]
+                if len(done) > 1 and best in (lrs[0], lrs[-1]):
+                    side = "highest" if best == lrs[0] else "lowest"
+                    further = "higher" if best == lrs[0] else "lower"
+                    result.note = "; ".join(filter(None, [result.note, (
+                        f"the best short run was at the {side} rate tried ({best:.3g}): a {further} rate may train "
+                        f"better still (`labkit search` around it, or a longer run to compare)")]))
+            else:
+                result.why_none = (f"every short run diverged (lr {lrs[-1]:.3g} to {lrs[0]:.3g}), though the "
+                                   f"range test's loss fell up to lr {result.edge_lr:.3g}: the run's schedule "
+                                   f"(its warmup, its length) cannot take these rates; add warmup or gradient "
+                                   f"clipping, or test lower rates")
+        result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def confirm_lr(config: Config, lrs: list[float], progress: Callable[[str], None] | None = None
+               ) -> list[dict[str, Any]]:
+    """Train `config` briefly at each LR in `lrs`; return one dict per run: lr, steps, status, metric, score.
+
+    Each short run is the config's own run (model, data, optimizer, augmentation and schedule) over 10% of its
+    steps (at least 100, at most all), without probes, test set, weight averaging or early stopping, written
+    into a temporary folder; its score is the last validation loss (the training loss without a validation
+    split). A run that diverges has status "diverged" and no score.
+    """
+    import tempfile
+
+    from ..data.sets import load_data
+    from ..schedules import total_steps
+    from ..training.loop import train
+
+    say = progress or (lambda s: None)
+    total = total_steps(config, len(load_data(config.data, config.train.seed).train_y))
+    steps = min(total, max(CONFIRM_MIN_STEPS, round(CONFIRM_FRACTION * total)))
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="labkit-lr-") as tmp:
+        for i, lr in enumerate(lrs):
+            say(f"short run {i + 1} of {len(lrs)}: lr {lr:.3g}, {steps} steps")
+            cfg = config.replace(**{
+                "optim.lr": float(lr), "train.steps": steps, "train.test": False, "probe.every": 0,
+                "train.patience": 0, "train.ema": 0.0, "train.swa_start": 0.0, "train.snapshots": 1,
+                "train.nproc": 1, "train.out": tmp, "train.name": "lr-confirm"})
+            run = train(cfg)
+            final = run.summary.get("final", {})
+            metric = "val_loss" if final.get("val_loss") is not None else "train_loss"
+            score = final.get(metric)
+            ok = run.status == "completed" and score is not None and math.isfinite(score)
+            out.append({"lr": float(lr), "steps": steps, "status": "completed" if ok else "diverged",
+                        "metric": metric, "score": float(score) if ok else None,
+                        "val_acc": final.get("val_acc")})
+    return out
 
 
 def _run(cfg: Config, start: float, end: float, iters: int, smooth: float, diverge: float, model: nn.Module | None,

@@ -3,6 +3,7 @@
     labkit check                                   # the default CIFAR-10 recipe
     labkit check --data spirals --model mlp --init large --figs figs/
     labkit check --lr-start 1e-6 --lr-end 1 --lr-iters 60 --json
+    labkit check --lr-confirm 0                    # the suggestion read from the curve alone (no short runs)
 
 Exit status: 0 when every check passes, 1 when one fails, 2 for a usage error.
 """
@@ -29,6 +30,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr-start", type=float, default=1e-7, help="LR range test: first learning rate (default 1e-7)")
     g.add_argument("--lr-end", type=float, default=10.0, help="LR range test: last learning rate (default 10)")
     g.add_argument("--lr-iters", type=int, default=100, help="LR range test: steps (default 100)")
+    g.add_argument("--lr-confirm", type=int, default=4, metavar="N",
+                   help="LR range test: short runs of the config (at the floor's end, / 2, / 4, ...) that pick the "
+                        "suggestion by validation loss (default 4; 0 reads it from the curve alone: the floor's "
+                        "end / 2)")
     g.add_argument("--no-lr-test", action="store_true", help="skip the LR range test")
     g.add_argument("--overfit-images", type=int, default=20, help="examples in the overfit check (default 20)")
     g.add_argument("--overfit-steps", type=int, default=300, help="steps allowed to reach 100%% (default 300)")
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     say = None if (args.quiet or args.json) else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
     report = run_checks(cfg, lr_test=not args.no_lr_test, overfit_images=args.overfit_images,
                         overfit_steps=args.overfit_steps, progress=say,
-                        lr_options={"start": args.lr_start, "end": args.lr_end, "iters": args.lr_iters})
+                        lr_options={"start": args.lr_start, "end": args.lr_end, "iters": args.lr_iters,
+                                    "confirm": args.lr_confirm})
     written = []
     if figs:
         from ..plots.babysit import checks_figure, lr_range_plot

@@ -19,13 +19,19 @@ if TYPE_CHECKING:
 
 PASS_COLOR, FAIL_COLOR = "#2a7d2a", "#c0392b"
 STEEP_COLOR, MIN_COLOR, CONFIG_COLOR, EDGE_COLOR = "#1f77b4", "#d62728", "0.45", "#e07b00"
+RUNS_COLOR = "#7b3fa0"
 
 
 def lr_range_plot(result: "LRFinderResult") -> Figure:
     """Loss (raw and smoothed) against the LR on a log axis: the curve's minimum, its floor's end, the suggestion
-    (or why there is none) and the stop point marked."""
+    (or why there is none) and the stop point marked; beside it, when short runs picked the suggestion, each
+    run's validation loss against its LR."""
     fig = new_figure(4.6)
-    ax = fig.add_subplot()
+    if result.trials:
+        ax, ax_runs = fig.subplots(1, 2, width_ratios=[2.4, 1])
+        _short_runs_panel(ax_runs, result)
+    else:
+        ax = fig.add_subplot()
     lrs = np.asarray(result.lrs, dtype=float)
     raw = np.asarray(result.losses, dtype=float)
     sm = np.asarray(result.smoothed, dtype=float)
@@ -70,10 +76,18 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     if result.config_lr:
         mark(result.config_lr, CONFIG_COLOR, "config lr", ":")
     s = result.suggestion()
+    on_curve = lambda lr: float(np.interp(math.log(lr), np.log(lrs), np.where(np.isfinite(curve), curve, top)))  # noqa: E731
+    if result.trials:
+        tried = [t["lr"] for t in result.trials]
+        ax.plot(tried, [on_curve(lr) for lr in tried], ls="none", marker="v", ms=7, color=RUNS_COLOR, zorder=4,
+                label=f"short runs ({len(tried)}): lr {min(tried):.2g}-{max(tried):.2g}")
     if s is not None:
-        y = float(np.interp(math.log(s), np.log(lrs), np.where(np.isfinite(curve), curve, top)))
+        y = on_curve(s)
         ax.plot([s], [y], marker="o", ms=8, color=MIN_COLOR, zorder=5, label=f"suggested: {s:.3g}")
-        ax.annotate(f"suggested lr {s:.3g}\n(floor's end / 2)", (s, y), xytext=(8, 10), textcoords="offset points",
+        # in the right part of the axes the label goes below-left, clear of the floor's end and the curve's rise
+        right = math.log(s / result.start) > 0.6 * math.log(result.end / result.start)
+        ax.annotate(f"suggested lr {s:.3g}\n({result.how()})", (s, y), xytext=(-12, -30) if right else (8, 10),
+                    textcoords="offset points", ha="right" if right else "left", va="top" if right else "baseline",
                     fontsize=9, fontweight="bold")
     elif result.why_none:
         ax.text(0.5, 0.5, "no usable suggestion:\n" + textwrap.fill(result.why_none.split(":")[0], 60),
@@ -89,6 +103,38 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     # below the axes: inside, it hid the stop marker or the curve whichever corner it took
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig
+
+
+def _short_runs_panel(ax, result: "LRFinderResult") -> None:
+    """The short runs that picked the suggestion: each one's score (validation loss) against its LR."""
+    done = [t for t in result.trials if t["status"] == "completed"]
+    failed = [t for t in result.trials if t["status"] != "completed"]
+    metric = result.trials[0]["metric"].replace("_", " ").replace("val", "validation").replace("train", "training")
+    if done:
+        xs, ys = [t["lr"] for t in done], [t["score"] for t in done]
+        order = np.argsort(xs)
+        ax.plot(np.asarray(xs)[order], np.asarray(ys)[order], marker="v", ms=7, color=RUNS_COLOR, lw=1.2)
+        s = result.suggestion()
+        if s is not None:
+            ax.plot([s], [min(ys)], marker="o", ms=9, color=MIN_COLOR, zorder=5)
+            ax.annotate(f"best: {s:.3g}", (s, min(ys)), xytext=(0, 10), textcoords="offset points", ha="center",
+                        fontsize=9, fontweight="bold")
+        lo, hi = min(ys), max(ys)
+        pad = max(hi - lo, 1e-3)
+        ax.set_ylim(lo - 0.15 * pad, hi + 0.35 * pad)
+    for t in failed:
+        ax.axvline(t["lr"], color=FAIL_COLOR, ls=":", lw=1.2)
+        ax.text(t["lr"], 0.02, " diverged", rotation=90, transform=ax.get_xaxis_transform(), fontsize=8,
+                color=FAIL_COLOR, va="bottom")
+    lrs = [t["lr"] for t in result.trials]
+    ax.set_xscale("log")
+    ax.set_xlim(min(lrs) / 1.6, max(lrs) * 1.6)
+    ax.minorticks_off()  # the tried rates are the ticks: log minor labels (3x10^-2 ...) overprinted each other
+    ax.set_xticks(lrs, [f"{lr:.2g}" for lr in lrs], fontsize=8)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(f"{metric} after the short run")
+    ax.set_title(f"{len(lrs)} short runs, {result.trials[0]['steps']} steps each", loc="left", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
 
 
 def checks_figure(report: "CheckReport") -> Figure:
