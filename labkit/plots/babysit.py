@@ -130,7 +130,7 @@ def _short_runs_panel(ax, result: "LRFinderResult") -> None:
     ax.set_xscale("log")
     ax.set_xlim(min(lrs) / 1.6, max(lrs) * 1.6)
     ax.minorticks_off()  # the tried rates are the ticks: log minor labels (3x10^-2 ...) overprinted each other
-    ax.set_xticks(lrs, [f"{lr:.2g}" for lr in lrs], fontsize=8)
+    ax.set_xticks(lrs, [f"{lr:.3g}" for lr in lrs], fontsize=8)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(f"{metric} after the short run")
     ax.set_title(f"{len(lrs)} short runs, {result.trials[0]['steps']} steps each", loc="left", fontsize=10)
