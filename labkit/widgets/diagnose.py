@@ -7,8 +7,9 @@ a second and updates a fixed set of coloured cards in place (no widgets are
 created while a run trains). Each card's button draws the figure that shows
 the evidence, from the rows and probe snapshots received so far (or from a
 stored run's files). "Check this config" runs the pre-training checks and
-the LR range test on a background thread; "Use suggested LR" puts the
-suggestion into the LR control (when the curve gives none, the button says
+the LR range test with its short runs on a background thread, naming each part in
+the status line as it starts; "Use suggested LR" puts the suggestion (the best short
+run's rate) into the LR control (when the curve gives none, the button says
 so and stays disabled). Nothing stale stays live: a new run clears
 the cards and the plot of the previous one, and once the settings differ
 from those checked, the check's result is marked as being for other
