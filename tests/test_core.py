@@ -253,8 +253,11 @@ def test_checks_and_lr_test_take_the_training_step(spirals_config, monkeypatch):
     res = checks.check_overfit(spirals_config, data, images=10, steps=20)
     assert calls["n"] == min(20, int(res.values["steps"]) + 1)  # each step until solved, the solving one too
     calls["n"] = 0
-    out = lr_finder.lr_range_test(spirals_config, iters=15, end=1e-3)  # too low to diverge: all 15 steps
+    out = lr_finder.lr_range_test(spirals_config, iters=15, end=1e-3, confirm=0)  # too low to diverge: all 15
     assert not out.stopped_early and calls["n"] == len(out.lrs) == 15
+    calls["n"] = 0  # the short runs that pick the suggestion are runs of the loop: its step too
+    out = lr_finder.lr_range_test(spirals_config, iters=15, confirm=2)
+    assert out.trials and calls["n"] == len(out.lrs) + sum(t["steps"] for t in out.trials)
 
 
 @needs_cifar
