@@ -145,7 +145,11 @@ def test_lr_range_test_grows_lr_exponentially_and_stops_on_divergence(spirals_co
 
 def test_short_runs_pick_the_suggestion_from_the_floors_end_down(spirals_config, run_store):
     said: list[str] = []
+    torch.set_num_threads(2)
+    rng = torch.get_rng_state()
     r = lr_range_test(spirals_config, iters=40, progress=said.append)
+    # the short runs train with the config's 1 thread and reseed torch's RNG: the caller gets both back
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), rng)
     assert r.edge_lr is not None and not r.why_none
     tried = [t["lr"] for t in r.trials]
     assert tried == pytest.approx([r.edge_lr, r.edge_lr / 2, r.edge_lr / 4, r.edge_lr / 8])
@@ -164,13 +168,23 @@ def test_short_runs_pick_the_suggestion_from_the_floors_end_down(spirals_config,
     assert labkit_train(same).summary["final"]["val_loss"] == pytest.approx(best["score"], rel=1e-6)
 
 
-def test_short_runs_that_diverge_are_not_suggested(spirals_config):
+def test_short_runs_that_diverge_are_not_suggested(spirals_config, monkeypatch):
     from labkit.babysit.lr_finder import confirm_lr
 
     cfg = spirals_config.replace(**{"model.norm": "none", "train.epochs": 2})
     got = confirm_lr(cfg, [100.0, 0.1])
     assert [t["status"] for t in got] == ["diverged", "completed"] and got[0]["score"] is None
     assert got[1]["score"] < math.log(2)
+    # a short run at every rate diverging: no suggestion, and why
+    import labkit.babysit.lr_finder as lr_finder
+
+    monkeypatch.setattr(lr_finder, "confirm_lr", lambda cfg, lrs, progress=None: [
+        {"lr": lr, "steps": 100, "status": "diverged", "metric": "val_loss", "score": None, "val_acc": None}
+        for lr in lrs])
+    r = lr_range_test(spirals_config, iters=40)
+    assert r.edge_lr is not None and len(r.trials) == 4 and r.suggestion() is None and r.fix() == {}
+    assert "every short run diverged" in r.why_none and "no usable suggestion: every short run" in r.text()
+    assert "diverged" in r.text()
     for bad in (9, -1, 2.5, True):
         with pytest.raises(LabkitError, match=f"confirm={bad!r}"):
             lr_range_test(cfg, confirm=bad)

@@ -291,10 +291,18 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
     if model is None and optimizer is not None:
         raise LabkitError("lr_range_test got an optimizer without its model; pass model= too (or neither)")
     t0 = time.perf_counter()
-    with own_threads(cfg):
+    with own_threads(cfg):  # the short runs too: they set threads and reseed torch's RNG, given back after
         result = _run(cfg, start, end, iters, smooth, diverge, model, optimizer, data, t0)
+        _confirm(result, cfg, confirm, model is not None, progress)
+        result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _confirm(result: LRFinderResult, cfg: Config, confirm: int, own_model: bool,
+             progress: Callable[[str], None] | None) -> None:
+    """Pick `result`'s suggestion by `confirm` short runs from the floor's end down (see confirm_lr), in place."""
     if confirm and result.edge_lr is not None and not result.why_none:
-        if model is not None:
+        if own_model:
             result.note = "; ".join(filter(None, [result.note, (
                 "no short runs: the test ran on a model given to it, and they would train the config's own; "
                 "the suggestion is the floor's end / 2")]))
@@ -315,8 +323,6 @@ def lr_range_test(config: Config, *, start: float = 1e-7, end: float = 10.0, ite
                                    f"range test's loss fell up to lr {result.edge_lr:.3g}: the run's schedule "
                                    f"(its warmup, its length) cannot take these rates; add warmup or gradient "
                                    f"clipping, or test lower rates")
-        result.seconds = round(time.perf_counter() - t0, 3)
-    return result
 
 
 def confirm_lr(config: Config, lrs: list[float], progress: Callable[[str], None] | None = None
@@ -328,13 +334,19 @@ def confirm_lr(config: Config, lrs: list[float], progress: Callable[[str], None]
     into a temporary folder; its score is the last validation loss (the training loss without a validation
     split). A run that diverges has status "diverged" and no score.
     """
+    from ..training import own_threads
+
+    with own_threads(config):  # train() sets the thread count and reseeds torch's RNG: both given back after
+        return _short_runs(config, lrs, progress or (lambda s: None))
+
+
+def _short_runs(config: Config, lrs: list[float], say: Callable[[str], None]) -> list[dict[str, Any]]:
     import tempfile
 
     from ..data.sets import load_data
     from ..schedules import total_steps
     from ..training.loop import train
 
-    say = progress or (lambda s: None)
     total = total_steps(config, len(load_data(config.data, config.train.seed).train_y))
     steps = min(total, max(CONFIRM_MIN_STEPS, round(CONFIRM_FRACTION * total)))
     out: list[dict[str, Any]] = []
