@@ -539,7 +539,7 @@ def test_panel_check_button_uses_the_suggested_lr(tmp_path):
     runs = [v for v in shown if "short run" in v]
     assert [v.split(":")[0] for v in runs] == [f"<i>short run {i} of 4" for i in range(1, 5)]
     assert panel.suggested_lr == min(report.lr.trials, key=lambda t: t["score"])["lr"]
-    assert panel.use_lr_btn.description == f"Use suggested LR {panel.suggested_lr:.2g}"
+    assert panel.use_lr_btn.description == f"Use suggested LR {panel.suggested_lr:.3g}"  # the rate it applies, not 2 digits of it
     panel.use_lr_btn.click()
     assert lab.config.optim.lr == pytest.approx(panel.suggested_lr, rel=1e-6)
 

@@ -346,7 +346,7 @@ class DiagnosePanel:
         self.suggested_lr = report.lr.suggestion() if report.lr is not None else None
         self.check_img.value = png(lr_range_plot(report.lr), PLOT_DPI) if report.lr is not None else b""
         if self.suggested_lr is not None and self.apply_lr is not None:
-            self.use_lr_btn.description = f"Use suggested LR {self.suggested_lr:.2g}"
+            self.use_lr_btn.description = f"Use suggested LR {self.suggested_lr:.3g}"
             self.use_lr_btn.disabled = False
         elif report.lr is not None and report.lr.why_none:  # a flat curve: the button says so and stays off
             self.use_lr_btn.description = "No usable LR suggestion"
@@ -383,7 +383,7 @@ class DiagnosePanel:
             return
         if self.suggested_lr is not None and self.apply_lr is not None:
             self.apply_lr(float(self.suggested_lr))
-            self.check_status.value = f"<b>learning rate set to {self.suggested_lr:.2g}</b>"
+            self.check_status.value = f"<b>learning rate set to {self.suggested_lr:.3g}</b>"
 
     # -- threads ---------------------------------------------------------------------------------------
     def _spawn(self, target: Callable, *args: Any, name: str) -> None:
