@@ -80,7 +80,7 @@ def lr_range_plot(result: "LRFinderResult") -> Figure:
     if result.trials:
         tried = [t["lr"] for t in result.trials]
         ax.plot(tried, [on_curve(lr) for lr in tried], ls="none", marker="v", ms=7, color=RUNS_COLOR, zorder=4,
-                label=f"short runs ({len(tried)}): lr {min(tried):.2g}-{max(tried):.2g}")
+                clip_on=False, label=f"short runs ({len(tried)}): lr {min(tried):.3g}-{max(tried):.3g}")
     if s is not None:
         y = on_curve(s)
         ax.plot([s], [y], marker="o", ms=8, color=MIN_COLOR, zorder=5, label=f"suggested: {s:.3g}")
