@@ -64,6 +64,7 @@ CONFIRM_RUNS = 4  # short runs that confirm the suggestion: at the floor's end, 
 CONFIRM_FRACTION, CONFIRM_MIN_STEPS = 0.1, 100  # each short run's steps: this fraction of the run's, at least this
 MIN_FALL = 0.02  # a fall smaller than this fraction of the starting loss (or one step's noise) is no fall
 SIGMA = 0.03  # the centred smoothing's width, as a fraction of the steps
+SCORE_NAMES = {"val_loss": "validation loss", "train_loss": "training loss"}  # what a short run is scored by
 
 
 @dataclass
@@ -89,7 +90,12 @@ class LRFinderResult:
     why_none: str = ""  # why there is no usable suggestion ("" when there is one)
     note: str = ""  # a caveat about the suggestion (e.g. the floor reaches the end of the range)
     trials: list[dict[str, Any]] = field(default_factory=list)  # the short runs that confirm it (see confirm_lr)
-    confirmed_lr: float | None = None  # the short run with the lowest validation loss: the suggestion
+
+    @property
+    def confirmed_lr(self) -> float | None:
+        """The LR of the short run with the lowest score (None without a completed short run)."""
+        done = [t for t in self.trials if t["status"] == "completed"]
+        return min(done, key=lambda t: t["score"])["lr"] if done else None
 
     @property
     def min_lr(self) -> float | None:
@@ -108,6 +114,10 @@ class LRFinderResult:
         if self.trials:
             return f"the best of {len(self.trials)} short runs"
         return f"the floor's end / {BACKOFF:g}"
+
+    def score_name(self) -> str:
+        """What the short runs were scored by, in words ("" without short runs)."""
+        return SCORE_NAMES[self.trials[0]["metric"]] if self.trials else ""
 
     def fix(self) -> dict[str, float]:
         """The suggestion as a config change, {"optim.lr": lr} to 3 digits; {} when there is none."""
@@ -136,7 +146,7 @@ class LRFinderResult:
                 f"floor ends: lr {fmt(self.edge_lr)}")
         if self.trials:
             t0 = self.trials[0]
-            what = "validation loss" if t0["metric"] == "val_loss" else "training loss (no validation split)"
+            what = self.score_name() + ("" if t0["metric"] == "val_loss" else " (no validation split)")
             sugg += f"\n  short runs ({t0['steps']} steps each, the config's own schedule; {what}):"
             for t in self.trials:
                 got = f"{t['score']:.4g}" if t["status"] == "completed" else t["status"]
@@ -309,10 +319,9 @@ def _confirm(result: LRFinderResult, cfg: Config, confirm: int, own_model: bool,
         else:
             lrs = [min(result.edge_lr / 2 ** k, FIELDS["optim.lr"].hi) for k in range(confirm)]
             result.trials = confirm_lr(cfg, lrs, progress)
-            done = [t for t in result.trials if t["status"] == "completed"]
-            if done:
-                best = result.confirmed_lr = min(done, key=lambda t: t["score"])["lr"]
-                if len(done) > 1 and best in (lrs[0], lrs[-1]):
+            best = result.confirmed_lr
+            if best is not None:
+                if sum(t["status"] == "completed" for t in result.trials) > 1 and best in (lrs[0], lrs[-1]):
                     side = "highest" if best == lrs[0] else "lowest"
                     further = "higher" if best == lrs[0] else "lower"
                     result.note = "; ".join(filter(None, [result.note, (

@@ -109,7 +109,7 @@ def _short_runs_panel(ax, result: "LRFinderResult") -> None:
     """The short runs that picked the suggestion: each one's score (validation loss) against its LR."""
     done = [t for t in result.trials if t["status"] == "completed"]
     failed = [t for t in result.trials if t["status"] != "completed"]
-    metric = result.trials[0]["metric"].replace("_", " ").replace("val", "validation").replace("train", "training")
+    metric = result.score_name()
     if done:
         xs, ys = [t["lr"] for t in done], [t["score"] for t in done]
         order = np.argsort(xs)
