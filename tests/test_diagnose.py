@@ -531,11 +531,15 @@ def test_panel_check_button_uses_the_suggested_lr(tmp_path):
     panel = lab.extra_tabs["Diagnose"]
     shown: list[str] = []  # what the status line said while the check ran
     panel.check_status.observe(lambda ch: shown.append(ch["new"]), "value")
+    at_done: list[tuple[bool, bool]] = []  # (plot there, button on) the moment the status says it is done
+    panel.check_status.observe(lambda ch: "checks passed" in ch["new"] and at_done.append(
+        (bool(panel.check_img.value), not panel.use_lr_btn.disabled)), "value")
     report = panel.check()
     assert report is not None and report.text(fix_text=describe_changes) in html.unescape(panel.check_text.value)
     assert panel.check_img.value[:4] == b"\x89PNG"
     assert panel.suggested_lr is not None and not panel.use_lr_btn.disabled
     # the short runs that pick it are announced one by one, and the button offers the best one's rate
+    assert at_done == [(True, True)]  # "all checks passed" is shown after the plot and the button, not before
     runs = [v for v in shown if "short run" in v]
     assert [v.split(":")[0] for v in runs] == [f"<i>short run {i} of 4" for i in range(1, 5)]
     assert panel.suggested_lr == min(report.lr.trials, key=lambda t: t["score"])["lr"]

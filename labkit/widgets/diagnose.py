@@ -338,9 +338,8 @@ class DiagnosePanel:
         self.check_report = report
         self.check_config = cfg
         ok = report.passed
-        self.check_status.value = (f"<b style='color:{'#1b5e20' if ok else STYLE['alarm'][0]}'>"
-                                   f"{'all checks passed' if ok else 'some checks failed'}</b> "
-                                   f"<small>({report.seconds:.1f} s)</small>")
+        status = (f"<b style='color:{'#1b5e20' if ok else STYLE['alarm'][0]}'>"
+                  f"{'all checks passed' if ok else 'some checks failed'}</b> <small>({report.seconds:.1f} s)</small>")
         self.check_text.value = (f"<pre style='font-size:12px;line-height:1.3;white-space:pre-wrap'>"
                                  f"{html.escape(report.text(fix_text=describe_changes))}</pre>")
         self.suggested_lr = report.lr.suggestion() if report.lr is not None else None
@@ -351,8 +350,10 @@ class DiagnosePanel:
         elif report.lr is not None and report.lr.why_none:  # a flat curve: the button says so and stays off
             self.use_lr_btn.description = "No usable LR suggestion"
             self.use_lr_btn.tooltip = report.lr.why_none
-            self.check_status.value += (f"<br><span style='color:{STYLE['warn'][0]}'>LR range test: no usable "
-                                        f"suggestion: {html.escape(report.lr.why_none)}</span>")
+            status += (f"<br><span style='color:{STYLE['warn'][0]}'>LR range test: no usable "
+                       f"suggestion: {html.escape(report.lr.why_none)}</span>")
+        # last: "all checks passed" is the sign the check is done, so the plot and the button are there when it shows
+        self.check_status.value = status
         try:  # the settings may have changed while the check ran
             self.settings_changed(self.base().validate())
         except LabkitError:
